@@ -1,0 +1,171 @@
+"""PostgreSQL runs: a database per run, sessions with a short deadlock_timeout, and a
+monitor connection that *sees* lock waits through ``pg_blocking_pids``."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterable
+
+import psutil
+import psycopg
+from sqlalchemy import Connection, create_engine
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.pool import NullPool
+
+from ..errors import UsageError
+from .urls import mask, scrub
+
+DEADLOCK_TIMEOUT_MS = 50
+RUN_PREFIX = "lab_run_"
+
+_LOCK_NAMES = {"RowShareLock": "FOR UPDATE/SHARE", "RowExclusiveLock": "write"}
+
+
+def _engine(url: URL, **kw):
+    return create_engine(url, poolclass=NullPool, connect_args={"connect_timeout": 5}, **kw)
+
+
+def _reach(url: URL, what: str):
+    """Connect to the maintenance database or fail with one line that names the server."""
+    admin = _engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        conn = admin.connect()
+    except DBAPIError as exc:
+        reason = scrub(str(exc.orig).strip().splitlines()[0], url)
+        raise UsageError(f"cannot reach {what} at {mask(url)}: {reason}") from None
+    return admin, conn
+
+
+class PostgresRunDatabase:
+    """One run's own database on a PostgreSQL server, dropped when the run closes."""
+
+    kind = "postgresql"
+
+    def __init__(self, url: URL, label: str):
+        if not url.database:
+            url = url.set(database="postgres")
+        self._admin, conn = _reach(url, label)
+        with conn:
+            version = conn.exec_driver_sql("SHOW server_version").scalar_one().split()[0]
+            self.name = f"{RUN_PREFIX}{os.getpid()}_{secrets.token_hex(4)}"
+            try:
+                conn.exec_driver_sql(f'CREATE DATABASE "{self.name}"')
+            except DBAPIError as exc:
+                raise UsageError(
+                    f"cannot create a run database on {mask(url)}: {exc.orig}".splitlines()[0]
+                ) from None
+        self.label = f"{label} {version}"
+        self.url = url.set(database=self.name)
+        self.engine = _engine(self.url)
+        self.notes: list[str] = []
+        self.can_set_deadlock_timeout = True
+
+    # -- sessions -------------------------------------------------------------------
+    def open_connection(self, isolation: str | None) -> Connection:
+        conn = self.engine.connect()
+        if isolation:
+            conn = conn.execution_options(isolation_level=isolation.upper())
+        self.set_deadlock_timeout(conn, DEADLOCK_TIMEOUT_MS)
+        conn.commit()
+        return conn
+
+    def set_deadlock_timeout(self, conn: Connection, ms: int) -> None:
+        """Short deadlock timeouts make a deadlock resolve in ~50 ms instead of 1 s.
+
+        Needs superuser; on servers where the lab is not, the server's setting stays and
+        the trace says so.
+        """
+        if not self.can_set_deadlock_timeout:
+            return
+        try:
+            conn.exec_driver_sql(f"SET deadlock_timeout = '{ms}ms'")
+        except DBAPIError:
+            conn.rollback()
+            self.can_set_deadlock_timeout = False
+            self.notes.append("deadlock_timeout could not be set (needs superuser); "
+                              "deadlocks resolve after the server's own setting")
+
+    @staticmethod
+    def backend_pid(conn: Connection) -> int:
+        return conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+
+    def monitor(self) -> PostgresMonitor:
+        return PostgresMonitor(self)
+
+    def close(self) -> None:
+        """Drop the run's database, terminating any session still connected to it."""
+        self.engine.dispose()
+        admin, conn = _reach(self._admin.url, self.label)
+        with conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+        admin.dispose()
+
+
+class PostgresMonitor:
+    """A separate autocommit connection that asks the server who waits for whom."""
+
+    def __init__(self, db: PostgresRunDatabase):
+        raw = db.engine.raw_connection()
+        self._raw = raw
+        self._conn: psycopg.Connection = raw.driver_connection
+        self._conn.autocommit = True
+        self._pids: dict[str, int] = {}
+        self._names: dict[int, str] = {}
+        self._locks: dict[str, set[tuple[str, str]]] = {}
+
+    def register(self, session: str, conn: Connection) -> None:
+        pid = PostgresRunDatabase.backend_pid(conn)
+        self._pids[session], self._names[pid] = pid, session
+        self._locks[session] = set()
+
+    def launching(self, session: str) -> None:
+        pass
+
+    def blockers(self, sessions: Iterable[str]) -> dict[str, tuple[str, ...]]:
+        """For each session, the sessions (or outside pids) its backend is waiting for now."""
+        names = list(sessions)
+        rows = self._conn.execute(
+            "SELECT pid, pg_blocking_pids(pid) FROM unnest(%s::int[]) AS pid",
+            ([self._pids[n] for n in names],), prepare=True,
+        ).fetchall()
+        found = {self._names[pid]: tuple(sorted(self._names.get(b, f"pid {b}") for b in blocked))
+                 for pid, blocked in rows}
+        return {n: found.get(n, ()) for n in names}
+
+    def new_locks(self, session: str) -> list[str]:
+        """Table-level marks of the row locks a session gained since last asked."""
+        rows = self._conn.execute(
+            "SELECT c.relname, l.mode FROM pg_locks l JOIN pg_class c ON c.oid = l.relation"
+            " WHERE l.pid = %s AND l.granted AND c.relkind = 'r'"
+            " AND l.mode IN ('RowShareLock', 'RowExclusiveLock')",
+            (self._pids[session],), prepare=True,
+        ).fetchall()
+        held = {(r, _LOCK_NAMES[m]) for r, m in rows}
+        gained = sorted(held - self._locks[session])
+        self._locks[session] = held
+        return [f"{rel} ({mode})" for rel, mode in gained]
+
+    def forget_locks(self, session: str) -> None:
+        self._locks[session] = set()
+
+    def close(self) -> None:
+        self._raw.close()
+
+
+def prune_stale_run_databases(url: str) -> None:
+    """Drop run databases left by lab processes that died (SIGKILLed notebook kernels)."""
+    admin = _engine(make_url(url), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        names = conn.exec_driver_sql(
+            "SELECT datname FROM pg_database WHERE starts_with(datname, 'lab_run_')"
+        ).scalars().all()
+        for name in names:
+            try:
+                pid = int(name[len(RUN_PREFIX):].split("_")[0])
+            except ValueError:
+                continue
+            if not psutil.pid_exists(pid):
+                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin.dispose()

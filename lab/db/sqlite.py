@@ -1,0 +1,125 @@
+"""SQLite runs: a database file per run, transactions that begin where the scenario says,
+and lock waits made visible by :mod:`lab.db.sqlite_busy`.
+
+SQLite keeps its real behaviour here. It has no row locks and SQLAlchemy drops
+``FOR UPDATE`` when compiling for it; the lab does not pretend otherwise.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import sqlite3
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+import psutil
+from sqlalchemy import Connection, create_engine, event
+from sqlalchemy.pool import NullPool
+
+from .embedded import home
+from .sqlite_busy import BusyWatch, Epoch
+
+BUSY_TIMEOUT_S = 2.0
+HOLDER_UNKNOWN = "the database lock"
+
+
+def _runs_dir() -> Path:
+    folder = home() / "sqlite"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def prune_stale_run_files() -> None:
+    """Remove run folders whose lab process died without cleaning up."""
+    for folder in _runs_dir().iterdir():
+        try:
+            pid = int(folder.name.split("-")[0])
+        except ValueError:
+            continue
+        if not psutil.pid_exists(pid):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+class SqliteRunDatabase:
+    kind = "sqlite"
+
+    def __init__(self, journal_mode: str = "delete", busy_timeout_s: float = BUSY_TIMEOUT_S):
+        self._dir = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=_runs_dir()))
+        self.path = str(self._dir / "lab.db")
+        self.journal_mode = journal_mode
+        self.busy_timeout_s = busy_timeout_s
+        self.label = f"SQLite {sqlite3.sqlite_version} ({journal_mode} journal)"
+        self.notes = [
+            "SQLite locks the whole database, not rows; FOR UPDATE is dropped",
+            f"lock waits are seen through SQLite's busy handler (busy timeout {busy_timeout_s:g} s);"
+            " SQLite cannot say which connection holds the lock",
+        ]
+        self.epoch = Epoch()
+        self._watches: dict[int, BusyWatch] = {}
+        self.engine = create_engine(
+            f"sqlite:///{self.path}", poolclass=NullPool,
+            connect_args={"check_same_thread": False},
+        )
+        event.listen(self.engine, "connect", self._on_connect)
+        event.listen(self.engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
+        with contextlib.closing(sqlite3.connect(self.path)) as raw:  # outside any transaction
+            raw.execute(f"PRAGMA journal_mode = {journal_mode}")
+
+    def _on_connect(self, dbapi_conn: sqlite3.Connection, _record) -> None:
+        # SQLAlchemy's documented recipe: let us emit BEGIN ourselves, so a transaction
+        # starts where the scenario says instead of where pysqlite guesses.
+        dbapi_conn.isolation_level = None
+        dbapi_conn.execute("PRAGMA foreign_keys = ON")
+        watch = BusyWatch(self.epoch, self.busy_timeout_s)
+        watch.install(dbapi_conn, self.path)
+        self._watches[id(dbapi_conn)] = watch
+
+    def open_connection(self, isolation: str | None) -> Connection:
+        return self.engine.connect()  # SQLite always runs transactions serializably
+
+    def watch_of(self, conn: Connection) -> BusyWatch:
+        return self._watches[id(conn.connection.dbapi_connection)]
+
+    def monitor(self) -> SqliteMonitor:
+        return SqliteMonitor(self)
+
+    def close(self) -> None:
+        self.epoch.close()
+        self.engine.dispose()
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+
+class SqliteMonitor:
+    def __init__(self, db: SqliteRunDatabase):
+        self._db = db
+        self._watches: dict[str, BusyWatch] = {}
+
+    def register(self, session: str, conn: Connection) -> None:
+        self._watches[session] = self._db.watch_of(conn)
+
+    def watch(self, session: str) -> BusyWatch:
+        return self._watches[session]
+
+    def launching(self, session: str) -> None:
+        with self._db.epoch.cond:
+            self._watches[session].launch()
+
+    def blockers(self, sessions: Iterable[str]) -> dict[str, tuple[str, ...]]:
+        with self._db.epoch.cond:
+            return {s: (HOLDER_UNKNOWN,) if self._watches[s].waiting else () for s in sessions}
+
+    def settled(self, session: str) -> bool:
+        with self._db.epoch.cond:
+            return self._watches[session].settled()
+
+    def new_locks(self, session: str) -> list[str]:
+        return []  # SQLite does not expose the locks a connection holds
+
+    def forget_locks(self, session: str) -> None:
+        pass
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,151 @@
+"""Timeline of a run: one lane per session, a box per step, hatched lock waits.
+
+The x axis is the conductor's logical step order by default, so the picture is the same on
+every run; ``wall_clock=True`` plots milliseconds instead (it varies run to run).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import matplotlib
+
+matplotlib.use("Agg") if not matplotlib.get_backend().lower().startswith(("module://", "nbagg")) \
+    else None
+from matplotlib.axes import Axes  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.patches import Rectangle  # noqa: E402
+
+from .runner.result import RunResult  # noqa: E402
+
+COLORS = {"A": "#4C72B0", "B": "#DD8452", "C": "#55A868", "D": "#8172B3"}
+OUTCOME_COLORS = {"anomaly": "#C44E52", "prevented-by-waiting": "#2E7D32",
+                  "prevented-by-abort": "#B8860B", "fine": "#2E7D32"}
+HALF = 0.38
+
+
+@dataclass
+class _Span:
+    session: str
+    step: str
+    start: float
+    end: float
+    wait_from: float | None = None
+    blockers: tuple[str, ...] = ()
+    marks: list[tuple[str, str]] = field(default_factory=list)  # (kind, label)
+
+
+def _spans(result: RunResult, wall_clock: bool) -> list[_Span]:
+    """Steps as spans on the chosen axis; a waiting step ends where it completed."""
+    spans: dict[str, _Span] = {}
+    col = -1
+    for e in result.events:
+        if e.kind == "launch":
+            col += 1
+        x = e.wall_ms if wall_clock else float(col)
+        if e.step not in spans:
+            if e.step == "(end)":
+                spans[f"(end){e.session}"] = _Span(e.session, "end", x, x, marks=[("rollback", "")])
+                continue
+            spans[e.step] = _Span(e.session, e.step, x, x)
+        span = spans[e.step]
+        span.end = max(span.end, x)
+        if e.kind == "wait":
+            span.wait_from, span.blockers = span.start, e.blockers
+        elif e.kind == "commit":
+            span.marks.append(("commit", f"#{e.commit_no}"))
+        elif e.kind == "error":
+            span.marks.append(("error", e.code or "error"))
+        elif e.kind == "rollback" and "after the error" not in e.detail:
+            span.marks.append(("rollback", ""))
+        elif e.kind == "lock":
+            table, mode = e.detail.rstrip(")").split(" (")
+            span.marks.append(("lock", f"{table} {mode}"))
+    return list(spans.values())
+
+
+def timeline(result: RunResult, ax: Axes | None = None, *, wall_clock: bool = False) -> Figure:
+    """Draw `result` on `ax` (or a new figure) and return the figure."""
+    sessions = list(result.sessions)
+    if ax is None:
+        fig = Figure(figsize=(max(7.0, 1.15 * len(result.permutation) + 2.2),
+                              1.1 + 0.95 * len(sessions)), layout="constrained")
+        ax = fig.add_subplot()
+    fig = ax.figure
+    lane = {s: len(sessions) - 1 - i for i, s in enumerate(sessions)}
+    width = HALF if not wall_clock else 0.0
+    for sp in _spans(result, wall_clock):
+        y, color = lane[sp.session], COLORS.get(sp.session, "#777777")
+        left = sp.start - width
+        if sp.wait_from is not None:
+            ax.add_patch(Rectangle((left, y - 0.3), sp.end - sp.start + 2 * width, 0.6,
+                                   facecolor="white", edgecolor=color, hatch="///", lw=1.2))
+            ax.text((sp.start + sp.end) / 2, y + 0.36, f"waits for {', '.join(sp.blockers)}",
+                    ha="center", va="bottom", fontsize=8, color="#444444", style="italic")
+            ax.add_patch(Rectangle((sp.end - width, y - 0.3), 2 * width or 1, 0.6,
+                                   facecolor=color, alpha=0.85, lw=0))
+        else:
+            ax.add_patch(Rectangle((left, y - 0.3), sp.end - sp.start + 2 * width or 1, 0.6,
+                                   facecolor=color, alpha=0.85, lw=0))
+        ax.text(sp.start if sp.wait_from is None else sp.start, y, sp.step, ha="center",
+                va="center", fontsize=8, color="white" if sp.wait_from is None else "#222222",
+                fontweight="bold")
+        _marks(ax, sp, y, width)
+    n = len(result.permutation)
+    ax.set_yticks(range(len(sessions)), [f"session {s}" for s in reversed(sessions)])
+    ax.set_ylim(-0.75, len(sessions) - 0.25)
+    if wall_clock:
+        ax.set_xlabel("milliseconds since the run started (varies run to run)")
+        ax.autoscale(axis="x")
+    else:
+        ax.set_xlim(-0.7, max(n, 1) - 0.3)
+        ax.set_xticks(range(n), [f"{i + 1}" for i in range(n)])
+        ax.set_xlabel("step order (the conductor's permutation)")
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    verdict = result.verdict
+    ax.set_title(f"{result.scenario} · {result.case} · {result.isolation.upper()} · "
+                 f"{result.backend}", fontsize=10, loc="left")
+    if verdict is not None:
+        fig.text(0.01, 0.005, _wrap(str(verdict)), fontsize=8.5, va="bottom",
+                 color=OUTCOME_COLORS[verdict.outcome])
+        fig.get_layout_engine().set(h_pad=0.35 + 0.12 * _wrap(str(verdict)).count("\n"))
+    return fig
+
+
+def _marks(ax: Axes, sp: _Span, y: float, width: float) -> None:
+    x = sp.end + width
+    for kind, label in sp.marks:
+        if kind == "commit":
+            ax.plot(x, y, "o", ms=15, color="#2E7D32", zorder=3)
+            ax.text(x, y, label, ha="center", va="center", fontsize=7, color="white",
+                    fontweight="bold", zorder=4)
+        elif kind == "error":
+            ax.plot(x, y, "X", ms=12, color="#C44E52", zorder=3)
+            ax.text(x, y - 0.42, label, ha="center", va="top", fontsize=7.5, color="#C44E52",
+                    fontweight="bold")
+        elif kind == "rollback":
+            ax.plot(x, y, "o", ms=11, mfc="white", mec="#555555", mew=1.5, zorder=3)
+            ax.text(x, y - 0.42, "rollback", ha="center", va="top", fontsize=7, color="#555555")
+    locks = [label for kind, label in sp.marks if kind == "lock"]
+    if locks:
+        ax.plot(sp.end, y + 0.3, "v", ms=7, color="#333333", zorder=3)
+        ax.text(sp.end, y - 0.36, "locks: " + "\n".join(locks), ha="center", va="top",
+                fontsize=6.5, color="#333333", linespacing=1.1)
+
+
+def _wrap(text: str, width: int = 120) -> str:
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, width))
+
+
+def save(results: list[RunResult], path: str, *, wall_clock: bool = False) -> None:
+    """One panel per result, stacked, written as PNG (the CLI's --plot)."""
+    heights = [1.1 + 0.95 * len(r.sessions) + 0.4 for r in results]
+    cols = max(len(r.permutation) for r in results)
+    fig = Figure(figsize=(max(7.0, 1.15 * cols + 2.2), sum(heights)), layout="constrained")
+    for sub, result in zip(fig.subfigures(len(results), 1, height_ratios=heights) if
+                           len(results) > 1 else [fig], results):
+        timeline(result, sub.add_subplot(), wall_clock=wall_clock)
+    fig.savefig(path, dpi=110)

@@ -1,0 +1,366 @@
+"""The conductor: plays a permutation one step at a time and *detects* who waits for whom.
+
+One engine, two ways in: ``Run.step(name)`` plays a single step (a notebook cell), and
+``Run.play(permutation)`` is just a loop over it. After launching a step the conductor
+waits until the step finishes or its session is seen blocked (PostgreSQL:
+``pg_blocking_pids``; SQLite: the busy handler). Then it *settles*: every waiting step
+is left either finished or still blocked by something the run has not yet released, and
+finished ones are recorded in launch order, as isolationtester prints ``<... completed>``.
+Nothing sleeps to decide an order; short polls only observe.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import threading
+import time
+import weakref
+from collections.abc import Iterable
+
+from ..db import RunDatabase, Target, open_run_database, resolve
+from ..db.postgres import DEADLOCK_TIMEOUT_MS
+from ..models import Base
+from ..errors import PermutationError, RunFailed
+from .result import Events, RunResult
+from .scenario import Scenario, Step, Variant, normalize_isolation
+from .trace import Event, EventKind
+from .worker import Job, SessionWorker
+
+DEFAULT_TIMEOUT_S = 5.0
+POLL_S = 0.0002  # how often a wait is looked at; never decides an order
+FIRST_POLL_S = 0.0003
+
+_open_runs: weakref.WeakSet[Run] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_open_runs() -> None:
+    for run in list(_open_runs):
+        with contextlib.suppress(Exception):
+            run.close()
+
+
+class Run:
+    """One scenario case on one fresh database, with one worker thread per session."""
+
+    def __init__(self, scenario: Scenario, case: str | None = None, *,
+                 isolation: str | None = None, db: Target | str | None = None,
+                 timeout: float = DEFAULT_TIMEOUT_S, track_locks: bool = True):
+        self.scenario = scenario
+        self.track_locks = track_locks
+        self.variant: Variant = scenario.variant(case)
+        self.isolation = normalize_isolation(isolation or self.variant.isolations[0])
+        self.target = db if isinstance(db, Target) else resolve(db)
+        self.timeout = timeout
+        self.events: list[Event] = []
+        self._steps = self.variant.steps()
+        self._played: list[str] = []
+        self._next = {s: 0 for s in self.variant.sessions}
+        self._waiting: dict[str, Job] = {}  # session -> its blocked step, in launch order
+        self._deadlock_ms: dict[str, int | None] = {}
+        self._commits = 0
+        self._changed = threading.Condition()
+        self._t0 = time.monotonic()
+        self._closed = False
+        self.db: RunDatabase | None = None
+        self.workers: dict[str, SessionWorker] = {}
+        self.monitor = None
+        _open_runs.add(self)
+        try:
+            self.db = open_run_database(self.target)
+            self._setup()
+            self.monitor = self.db.monitor()
+            for name in self.variant.sessions:
+                worker = SessionWorker(name, self._opener(), self._changed)
+                self.workers[name] = worker
+                worker.call(lambda s, n=name: self._register(n, s), timeout)
+                self._deadlock_ms[name] = DEADLOCK_TIMEOUT_MS
+        except BaseException:
+            self.close()
+            raise
+
+    # -- set-up -----------------------------------------------------------------------
+    def _setup(self) -> None:
+        from sqlalchemy.orm import Session
+
+        Base.metadata.create_all(self.db.engine)
+        with Session(self.db.engine) as session, session.begin():
+            self.scenario.setup(session)
+
+    def _register(self, name: str, session) -> None:
+        self.monitor.register(name, session.connection())
+        session.commit()
+
+    def _opener(self):
+        return lambda: self.db.open_connection(self.isolation)
+
+    # -- the engine -------------------------------------------------------------------
+    def step(self, name: str) -> Events:
+        """Play one step; return the events it produced (its own and any it released)."""
+        self._check_open()
+        st = self._steps.get(name)
+        if st is None:
+            raise PermutationError(f"unknown step {name!r}; steps are: {' '.join(self._steps)}")
+        expected = self.variant.sessions[st.session]
+        index = self._next[st.session]
+        if index >= len(expected) or expected[index].name != name:
+            want = expected[index].name if index < len(expected) else "nothing (it is done)"
+            raise PermutationError(f"step {name!r} is out of order: session {st.session} plays"
+                                   f" {want} next")
+        start = len(self.events)
+        try:
+            if st.session in self._waiting:
+                self._drain(st)
+            self._next[st.session] += 1
+            self._played.append(name)
+            self._launch(st)
+        except BaseException:
+            self.close()
+            raise
+        return Events(self.events[start:])
+
+    def play(self, permutation: str | Iterable[str] | None = None) -> RunResult:
+        """Play a whole permutation (default: the case's own) and finish the run."""
+        text = permutation if isinstance(permutation, str) or permutation is None \
+            else " ".join(permutation)
+        try:
+            for name in self.variant.parse_permutation(text):
+                self.step(name)
+            return self.finish()
+        finally:
+            self.close()
+
+    def _launch(self, st: Step) -> None:
+        session = st.session
+        job = Job(st, before=self._deadlock_stagger(session))
+        self._emit("launch", st, st.note_for(self.db.kind))
+        self.monitor.launching(session)
+        self.workers[session].submit(job)
+        blockers = self._await(job)
+        if blockers:
+            self._waiting[session] = job
+            self._emit("wait", st, blockers=blockers)
+        else:
+            self._complete(job)
+        self._bump()
+        self._settle()
+
+    def _await(self, job: Job) -> tuple[str, ...]:
+        """Until the step finishes (-> ()) or is seen blocked (-> its blockers)."""
+        deadline = time.monotonic() + self.timeout
+        session = job.step.session
+        if job.done.wait(FIRST_POLL_S):  # most steps finish before anyone needs to look
+            return ()
+        while not job.done.wait(POLL_S):
+            blockers = self.monitor.blockers([session])[session]
+            if blockers:
+                return blockers
+            if time.monotonic() > deadline:
+                raise RunFailed(
+                    f"step {job.step.name} (session {session}) did not finish within"
+                    f" {self.timeout:g} s and no session of this run blocks it")
+        return ()
+
+    def _settled(self) -> bool:
+        """True when every waiting step is finished or blocked by something still held."""
+        open_ = [s for s, job in self._waiting.items() if not job.done.is_set()]
+        if not open_:
+            return True
+        if self.db.kind == "sqlite":
+            return all(self.monitor.settled(s) for s in open_)
+        graph = self.monitor.blockers(open_)
+        if not all(graph.values()):
+            return False  # someone was just released and is still running
+        return not any(_in_cycle(s, graph) for s in open_)  # PostgreSQL will break a cycle
+
+    def _settle(self) -> None:
+        deadline = time.monotonic() + self.timeout
+        while not self._settled():
+            if time.monotonic() > deadline:
+                raise self._stuck("is still running")
+            with self._changed:
+                self._changed.wait(POLL_S)
+        for session, job in list(self._waiting.items()):
+            if job.done.is_set():
+                del self._waiting[session]
+                self._emit("complete", job.step, "<... completed>", wall=job.finished)
+                self._complete(job, resumed=True)
+
+    def _drain(self, st: Step) -> None:
+        """A step of a waiting session: wait (bounded) until that session's step finishes."""
+        job = self._waiting[st.session]
+        if not job.done.wait(self.timeout):
+            raise self._stuck(f"must finish before {st.name} can start", only=st.session)
+        self._bump()
+        self._settle()
+
+    def _stuck(self, why: str, only: str | None = None) -> RunFailed:
+        sessions = [only] if only else [s for s, j in self._waiting.items() if not j.done.is_set()]
+        graph = self.monitor.blockers(sessions)
+        parts = [f"step {self._waiting[s].step.name} (session {s}) {why}, blocked by "
+                 f"{', '.join(graph[s]) or 'nothing visible'}" for s in sessions]
+        return RunFailed(f"stuck after {self.timeout:g} s: " + "; ".join(parts) +
+                         f" [{self.replay_hint()}]")
+
+    def _complete(self, job: Job, resumed: bool = False) -> None:
+        if job.crash is not None:
+            raise job.crash
+        out, st = job.outcome, job.step
+        if out.code is not None:
+            self._emit("error", st, out.error, code=out.code, wall=job.finished)
+            self._emit("rollback", st, "ROLLBACK (after the error)", wall=job.finished)
+        elif out.ended_transaction == "commit":
+            self._commits += 1
+            self._emit("commit", st, f"COMMIT #{self._commits}", commit_no=self._commits,
+                       wall=job.finished)
+        elif out.ended_transaction == "rollback":
+            self._emit("rollback", st, "ROLLBACK", wall=job.finished)
+        elif out.skipped:
+            self._emit("skip", st, out.text, wall=job.finished)
+        else:
+            if not resumed or out.text:
+                self._emit("complete", st, out.text, wall=job.finished)
+            for lock in self.monitor.new_locks(st.session) if self.track_locks else ():
+                self._emit("lock", st, lock, wall=job.finished)
+        if out.ended_transaction:
+            self.monitor.forget_locks(st.session)
+            if out.ended_transaction == "rollback":
+                self._deadlock_ms[st.session] = None  # SET is undone by ROLLBACK
+
+    def _deadlock_stagger(self, session: str):
+        """Make the first session to wait the deadlock victim, deterministically.
+
+        PostgreSQL aborts the session whose deadlock timer fires first. Timers start when
+        each session begins to wait, often a millisecond apart; a later waiter gets a
+        longer timeout so jitter can never reorder them.
+        """
+        if self.db.kind != "postgresql":
+            return None
+        want = DEADLOCK_TIMEOUT_MS * (1 + 2 * len(self._waiting))
+        if self._deadlock_ms[session] == want:
+            return None
+        self._deadlock_ms[session] = want
+        return lambda conn: self.db.set_deadlock_timeout(conn, want)
+
+    def _bump(self) -> None:
+        if self.db.kind == "sqlite":
+            self.db.epoch.bump()
+
+    def _emit(self, kind: EventKind, st: Step, detail: str = "", *,
+              blockers: tuple[str, ...] = (), code: str | None = None,
+              commit_no: int | None = None, wall: float | None = None) -> None:
+        moment = (wall if wall is not None else time.monotonic()) - self._t0
+        self.events.append(Event(len(self.events) + 1, kind, st.session, st.name, detail,
+                                 blockers, code, commit_no, moment * 1000))
+
+    # -- the end ------------------------------------------------------------------------
+    def finish(self) -> RunResult:
+        """Wait for steps still blocked, end open transactions, read the final state."""
+        self._check_open()
+        try:
+            for session, job in list(self._waiting.items()):
+                if not job.done.wait(self.timeout):
+                    raise self._stuck("never finished: the permutation ended", only=session)
+                self._bump()
+                self._settle()
+            for name, worker in self.workers.items():
+                if worker.call(_end_open_transaction, self.timeout):
+                    self._emit("rollback", Step("(end)", "", session=name),
+                               "ROLLBACK (transaction left open at the end of the run)")
+            final = self._read_final_state()
+            result = RunResult(
+                scenario=self.scenario.name, case=self.variant.name, isolation=self.isolation,
+                backend=self.db.label, permutation=tuple(self._played),
+                events=tuple(self.events), final=final,
+                notes=tuple(self._notes()), replay=self.replay_hint(),
+                sessions=tuple(self.variant.sessions),
+            )
+            result.verdict = self.variant.invariant(result)
+            return result
+        finally:
+            self.close()
+
+    def _notes(self) -> list[str]:
+        notes = list(self.db.notes)
+        if self.db.kind == "sqlite" and self.isolation != "serializable":
+            notes.append(f"SQLite has no {self.isolation.upper()}: every SQLite transaction"
+                         " is serializable")
+        return notes
+
+    def _read_final_state(self) -> tuple[dict, ...]:
+        from sqlalchemy import text
+
+        with self.db.engine.connect() as conn:
+            rows = conn.execute(text(self.scenario.final_state)).mappings().all()
+            conn.rollback()
+        return tuple(dict(r) for r in rows)
+
+    def replay_hint(self) -> str:
+        parts = ["python -m lab run", self.scenario.name, "--case", self.variant.name,
+                 "--isolation", f"'{self.isolation}'", "--permutation",
+                 "'" + " ".join(self._played or self.variant.parse_permutation()) + "'"]
+        if self.target.kind != "embedded":
+            parts += ["--db", f"'{self.target.label}'" if self.target.kind != "sqlite"
+                      else {"delete": "sqlite", "wal": "sqlite-wal"}[self.target.journal_mode]]
+        return " ".join(parts)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RunFailed("this run is closed; start a new one")
+
+    def close(self) -> None:
+        """Release everything: threads, connections, the run's database. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        _open_runs.discard(self)
+        for worker in self.workers.values():
+            worker.stop()
+        if self.db is not None and self.db.kind == "sqlite":
+            self.db.epoch.close()  # blocked busy handlers give up at once
+        if self.monitor is not None:
+            with contextlib.suppress(Exception):
+                self.monitor.close()
+        if self.db is not None:
+            try:
+                self.db.close()  # PostgreSQL: DROP DATABASE ... WITH (FORCE) ends blocked sessions
+            finally:
+                for worker in self.workers.values():
+                    worker.thread.join(self.timeout)
+
+    def __repr__(self) -> str:
+        """What a notebook shows for a fresh run: the cast and the script."""
+        lines = [f"{self.scenario.name} / {self.variant.name} / {self.isolation.upper()} / "
+                 f"{self.db.label if self.db else self.target.label}"]
+        for session, steps in self.variant.sessions.items():
+            lines.append(f"session {session}:")
+            kind = self.db.kind if self.db else "postgresql"
+            lines += [f"  {s.name:<10} {s.note_for(kind)}" for s in steps]
+        lines.append("permutation: " + self.variant.permutation)
+        return "\n".join(lines)
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _end_open_transaction(session) -> bool:
+    if session.in_transaction():
+        session.rollback()
+        return True
+    return False
+
+
+def _in_cycle(start: str, graph: dict[str, tuple[str, ...]]) -> bool:
+    seen, todo = set(), list(graph.get(start, ()))
+    while todo:
+        node = todo.pop()
+        if node == start:
+            return True
+        if node not in seen:
+            seen.add(node)
+            todo.extend(graph.get(node, ()))
+    return False

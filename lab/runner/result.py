@@ -1,0 +1,93 @@
+"""A finished run: its events, final rows and verdict, and the questions tests ask of them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .trace import Event, Verdict, render_rows
+
+
+@dataclass
+class RunResult:
+    scenario: str
+    case: str
+    isolation: str
+    backend: str
+    permutation: tuple[str, ...]
+    events: tuple[Event, ...]
+    final: tuple[dict[str, Any], ...]
+    notes: tuple[str, ...]
+    replay: str
+    sessions: tuple[str, ...]
+    verdict: Verdict | None = None
+
+    # -- questions ----------------------------------------------------------------------
+    def waits(self) -> list[tuple[str, tuple[str, ...]]]:
+        """(step, blockers) for every step that was seen waiting, in order."""
+        return [(e.step, e.blockers) for e in self.events if e.kind == "wait"]
+
+    def waited_for(self, step: str) -> tuple[str, ...]:
+        return next((b for s, b in self.waits() if s == step), ())
+
+    def commit_order(self) -> list[str]:
+        return [e.session for e in self.events if e.kind == "commit"]
+
+    def errors(self) -> dict[str, str]:
+        return {e.step: e.code for e in self.events if e.kind == "error"}
+
+    def error_of(self, step: str) -> str | None:
+        return self.errors().get(step)
+
+    def committed(self, session: str) -> bool:
+        return session in self.commit_order()
+
+    def outputs(self, step: str) -> list[str]:
+        return [e.detail for e in self.events
+                if e.step == step and e.kind == "complete" and e.detail != "<... completed>"]
+
+    # -- text ---------------------------------------------------------------------------
+    @property
+    def title(self) -> str:
+        return f"{self.scenario} / {self.case} / {self.isolation.upper()} / {self.backend}"
+
+    def text(self) -> str:
+        lines = [self.title, "permutation: " + " ".join(self.permutation), ""]
+        lines += render_events(self.events)
+        lines += ["", f"verdict: {self.verdict}", "final state:"]
+        lines += render_rows(self.final)
+        if self.notes:
+            lines += ["notes:"] + [f"  - {n}" for n in self.notes]
+        lines += [f"replay: {self.replay}"]
+        return "\n".join(lines) + "\n"
+
+    def __repr__(self) -> str:  # notebooks show the trace as plain text
+        return self.text().rstrip("\n")
+
+
+class Events(tuple):
+    """The events one notebook cell produced; shown as trace lines."""
+
+    def __repr__(self) -> str:
+        return "\n".join(render_events(self)) or "(no events)"
+
+
+def render_events(events: tuple[Event, ...] | list[Event]) -> list[str]:
+    """isolationtester-style lines, with the step's Hermitage note after the session."""
+    lines: list[str] = []
+    for e in events:
+        if e.kind == "launch":
+            lines.append(f"step {e.step} [{e.session}]" + (f": {e.detail}" if e.detail else ""))
+        elif e.kind == "wait":
+            lines.append(f"  <waiting for {', '.join(e.blockers)} ...>")
+        elif e.kind == "complete" and e.detail == "<... completed>":
+            lines.append(f"step {e.step} [{e.session}]: <... completed>")
+        elif e.kind == "error":
+            lines.append(f"  ERROR {e.code}: {e.detail}")
+        elif e.kind == "lock":
+            lines.append(f"  lock: {e.detail}")
+        elif e.step == "(end)":
+            lines.append(f"[{e.session}] {e.detail}")
+        elif e.detail:
+            lines.append(f"  -> {e.detail}")
+    return lines

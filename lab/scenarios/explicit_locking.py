@@ -1,0 +1,45 @@
+"""explicit-locking: both users lock the row with SELECT ... FOR UPDATE before editing.
+
+On PostgreSQL B waits at its SELECT until A commits, then reads A's change, so its
+whole-form save keeps it. SQLite has no row locks and SQLAlchemy drops FOR UPDATE there:
+the trace shows what SQLite does instead.
+"""
+
+from ..runner import COMMIT, Scenario, Variant, step
+from ..seed import seed_schedule
+from .edit_steps import A_NOTES, B_PERSON_ID, FINAL_STATE, load, no_lost_update, save_form
+
+SCENARIO = Scenario(
+    name="explicit-locking",
+    title="Lock the row before editing it",
+    summary="Both users SELECT ... FOR UPDATE; B waits for A, then sees A's change.",
+    frame="5.1",
+    setup=seed_schedule,
+    final_state=FINAL_STATE,
+    variants=(
+        Variant(
+            name="select-for-update",
+            summary="B's locking read waits for A's commit, then returns A's note.",
+            sessions={
+                "A": [
+                    step("a_lock", load(for_update=True),
+                         "A: opens the form with SELECT ... FOR UPDATE"),
+                    step("a_save", save_form(notes=A_NOTES), "A: saves a note"),
+                    step("a_commit", COMMIT, "A: commits; releases the row lock",
+                         sqlite="A: commits; with a rollback journal it waits for B's read lock"),
+                ],
+                "B": [
+                    step("b_lock", load(for_update=True),
+                         "B: SELECT ... FOR UPDATE; blocks until A commits, then sees A's note",
+                         sqlite="B: FOR UPDATE is dropped on SQLite: B reads at once, no note"),
+                    step("b_save", save_form(person_id=B_PERSON_ID),
+                         "B: saves the shift to Resident Three from its fresh read",
+                         sqlite="B: saves from its stale read: 'database is locked'"),
+                    step("b_commit", COMMIT, "B: commits"),
+                ],
+            },
+            permutation="a_lock b_lock a_save a_commit b_save b_commit",
+            invariant=no_lost_update,
+        ),
+    ),
+)

@@ -1,0 +1,19 @@
+"""Same scenario + permutation = byte-identical trace, run after run."""
+
+from __future__ import annotations
+
+import pytest
+
+from lab.runner import Run
+from lab.scenarios import SCENARIOS
+
+RUNS = 50
+CASES = [(s.name, v.name, level) for s in SCENARIOS.values() for v in s.variants
+         for level in v.isolations]
+
+
+@pytest.mark.parametrize(("name", "case", "isolation"), CASES)
+def test_fifty_runs_give_identical_trace_text(backend, name, case, isolation):
+    texts = {Run(SCENARIOS[name], case, isolation=isolation, db=backend).play().text()
+             for _ in range(RUNS)}
+    assert len(texts) == 1, "traces differ:\n" + "\n=====\n".join(sorted(texts))

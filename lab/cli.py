@@ -37,14 +37,19 @@ def _parser() -> argparse.ArgumentParser:
                      help="seconds any one wait may last (default 5)")
     server = sub.add_parser("server", help="the embedded PostgreSQL")
     server.add_argument("action", choices=("start", "status", "stop"))
-    jupyter = sub.add_parser("jupyter", help="open JupyterLab on the notebooks, server ready")
-    jupyter.add_argument("args", nargs=argparse.REMAINDER)
+    sub.add_parser("jupyter", help="open JupyterLab on the notebooks, server ready;"
+                   " other options go to JupyterLab")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     try:
-        args = _parser().parse_args(argv)
+        parser = _parser()
+        args, extra = parser.parse_known_args(argv)
+        if args.command == "jupyter":
+            args.args = extra
+        elif extra:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
         return {"list": _list, "run": _run, "server": _server, "jupyter": _jupyter}[
             args.command](args)
     except LabError as exc:

@@ -21,13 +21,12 @@ import psycopg
 from lab.db import resolve
 from lab.runner import COMMIT, Run, Scenario, Variant, Verdict, step
 from lab.runner.trace import Event
-from lab.seed import seed_schedule
 
 UPDATE = "UPDATE person SET name = name WHERE id = 1"
 
 
 def _scenario(sessions: dict, permutation: str) -> Scenario:
-    return Scenario("bench", "bench", "bench", "-", seed_schedule, "SELECT 1 AS one",
+    return Scenario("bench", "bench", "bench", "-", None, "SELECT 1 AS one",
                     (Variant("only", "", sessions, permutation, lambda r: Verdict("fine", "")),))
 
 

@@ -34,3 +34,28 @@ class DomainError(Exception):
     """
 
     code = "DomainError"
+
+
+class ConflictError(DomainError):
+    """A stale save: the row changed since the user loaded it. An API answers 409."""
+
+    code = "409"
+    status = 409
+
+    def __init__(self, what: str, loaded_version: int, current_version: int | None):
+        self.loaded_version, self.current_version = loaded_version, current_version
+        now = "it was deleted" if current_version is None else f"now version {current_version}"
+        super().__init__(f"Conflict: {what} changed since you loaded version "
+                         f"{loaded_version} ({now}); reload and retry")
+
+
+class SwapPendingError(DomainError):
+    code = "swap-pending"
+
+
+class DoubleBookingError(DomainError):
+    code = "double-booked"
+
+
+class TaskCancelled(DomainError):
+    code = "task-cancelled"

@@ -11,6 +11,7 @@ import datetime as dt
 
 from sqlalchemy import (
     CheckConstraint,
+    Index,
     Date,
     DateTime,
     Enum,
@@ -19,6 +20,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -26,6 +28,8 @@ FACULTY_ROLES = ("pd", "apd", "oic", "dept_chief", "sports_med", "core")
 ASSIGNMENT_ROLES = ("primary", "supervising", "backup")
 SWAP_TYPES = ("one_to_one", "absorb")
 SWAP_STATUSES = ("pending", "approved", "executed", "rejected", "cancelled", "rolled_back")
+ASSIGNMENT_SOURCES = ("generated", "manual", "preloaded")
+TASK_STATUSES = ("pending", "running", "cancelling", "cancelled", "completed", "failed")
 
 
 def _enum(*values: str, name: str) -> Enum:
@@ -91,8 +95,35 @@ class RotationTemplate(Base):
     max_supervision_ratio: Mapped[int] = mapped_column(Integer, default=4)
 
 
+class Task(Base):
+    """A long-running job (schedule generation) that can be cancelled between batches."""
+
+    __tablename__ = "task"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(50))
+    status: Mapped[str] = mapped_column(_enum(*TASK_STATUSES, name="task_status"),
+                                        default="pending")
+    progress: Mapped[int] = mapped_column(Integer, default=0)
+    cancel_requested_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    cancelled_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+
+
+class ScheduleLock(Base):
+    """The generation lock where PostgreSQL's advisory locks are not available (SQLite)."""
+
+    __tablename__ = "schedule_lock"
+
+    name: Mapped[str] = mapped_column(String(50), primary_key=True)
+    task_id: Mapped[int | None] = mapped_column(ForeignKey("task.id"))
+
+
 class Assignment(Base):
-    """Who works which half-day on which rotation. Nobody is booked twice in one block."""
+    """Who works which half-day on which rotation. Nobody is booked twice in one block.
+
+    This mapping is the original application's: no optimistic locking. The `version`
+    column is there for the fix, `VersionedAssignment`, which maps the same rows.
+    """
 
     __tablename__ = "assignment"
     __table_args__ = (UniqueConstraint("block_id", "person_id", name="uq_assignment_block_person"),)
@@ -104,6 +135,10 @@ class Assignment(Base):
     role: Mapped[str] = mapped_column(_enum(*ASSIGNMENT_ROLES, name="assignment_role"))
     notes: Mapped[str] = mapped_column(Text, default="")
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    source: Mapped[str] = mapped_column(_enum(*ASSIGNMENT_SOURCES, name="assignment_source"),
+                                        default="generated", server_default="generated")
+    task_id: Mapped[int | None] = mapped_column(ForeignKey("task.id"))
 
     block: Mapped[Block] = relationship()
     person: Mapped[Person] = relationship()
@@ -113,10 +148,32 @@ class Assignment(Base):
         return f"Assignment({self.id}, block={self.block_id}, person={self.person_id})"
 
 
+class VersionedAssignment(Base):
+    """The same assignment rows, mapped with optimistic locking (the fix for frame 5.1).
+
+    SQLAlchemy's `version_id_col` adds ``AND version = :loaded`` to every UPDATE and bumps
+    the version; an UPDATE that matches no row raises StaleDataError.
+    """
+
+    __table__ = Assignment.__table__
+    __mapper_args__ = {"version_id_col": Assignment.__table__.c.version}
+
+
+_OPEN_SWAP = "status IN ('pending', 'approved')"
+
+
 class SwapRequest(Base):
-    """A faculty member's request to trade (one_to_one) or hand over (absorb) an assignment."""
+    """A faculty member's request to trade (one_to_one) or hand over (absorb) an assignment.
+
+    At most one open (pending or approved) request per source assignment: a partial unique
+    index says so on both PostgreSQL and SQLite.
+    """
 
     __tablename__ = "swap_request"
+    __table_args__ = (
+        Index("uq_swap_open_source", "source_assignment_id", unique=True,
+              postgresql_where=text(_OPEN_SWAP), sqlite_where=text(_OPEN_SWAP)),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     source_faculty_id: Mapped[int] = mapped_column(ForeignKey("person.id"))
@@ -128,3 +185,5 @@ class SwapRequest(Base):
     requested_at: Mapped[dt.datetime] = mapped_column(DateTime)
     approved_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     executed_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    queued_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    reason: Mapped[str] = mapped_column(Text, default="")

@@ -55,21 +55,33 @@ def seed_schedule(session: Session) -> None:
     session.add_all(blocks)
     session.flush()
 
-    def book(block: Block, person: Person, template: RotationTemplate, role: str) -> Assignment:
-        return Assignment(
-            block=block, person=person, rotation_template=template, role=role,
-            notes="", updated_at=SEED_TIME,
-        )
-
-    for weekday in range(5):
-        am, pm = blocks[2 * weekday], blocks[2 * weekday + 1]
-        session.add_all(
-            [
-                book(am, residents[0], clinic, "primary"),
-                book(am, residents[1], clinic, "primary"),
-                book(am, faculty[0], clinic, "supervising"),
-                book(pm, residents[2], inpatient, "primary"),
-                book(pm, faculty[1], inpatient, "supervising"),
-            ]
-        )
+    for block, person_id, template_id, role in week_one_plan():
+        session.add(Assignment(block_id=block, person_id=person_id,
+                               rotation_template_id=template_id, role=role, notes="",
+                               updated_at=SEED_TIME))
         session.flush()
+
+
+def block_id(day: int, time_of_day: str) -> int:
+    """The id seed_schedule gives the block of `day` (0 = the first Monday), AM or PM."""
+    return 2 * day + (1 if time_of_day == "AM" else 2)
+
+
+RESIDENTS, FACULTY = (1, 2, 3), (4, 5, 6)  # person ids: Resident One..Three, Dr Adams..Chen
+CLINIC, INPATIENT = 1, 2
+
+
+def week_one_plan() -> list[tuple[int, int, int, str]]:
+    """Week 1's staffing as (block_id, person_id, rotation_template_id, role).
+
+    Each weekday morning Residents One and Two work clinic under Dr Adams; each afternoon
+    Resident Three works inpatient under Dr Baker. Schedule generation regenerates this
+    same plan, so its rows keep their ids.
+    """
+    plan = []
+    for day in range(5):
+        am, pm = block_id(day, "AM"), block_id(day, "PM")
+        plan += [(am, RESIDENTS[0], CLINIC, "primary"), (am, RESIDENTS[1], CLINIC, "primary"),
+                 (am, FACULTY[0], CLINIC, "supervising"),
+                 (pm, RESIDENTS[2], INPATIENT, "primary"), (pm, FACULTY[1], INPATIENT, "supervising")]
+    return plan

@@ -11,7 +11,6 @@ from sqlalchemy.orm import Session
 from lab.errors import PermutationError, RunFailed
 from lab.models import Assignment
 from lab.runner import COMMIT, ROLLBACK, Run, Scenario, Variant, Verdict, step
-from lab.seed import seed_schedule
 
 PG = "embedded"
 
@@ -22,7 +21,7 @@ def _ok(result) -> Verdict:
 
 def scenario(sessions: dict, permutation: str, final: str = "SELECT 1 AS one") -> Scenario:
     return Scenario(
-        name="probe", title="probe", summary="probe", frame="-", setup=seed_schedule,
+        name="probe", title="probe", summary="probe", frame="-", setup=None,
         final_state=final,
         variants=(Variant("only", "", sessions, permutation, _ok),),
     )

@@ -15,10 +15,12 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
 from ..errors import UsageError
+from . import seeded
 from .urls import mask, scrub
 
 DEADLOCK_TIMEOUT_MS = 50
 RUN_PREFIX = "lab_run_"
+BASE_PREFIX = "lab_base_"
 
 _LOCK_NAMES = {"RowShareLock": "FOR UPDATE/SHARE", "RowExclusiveLock": "write"}
 
@@ -38,6 +40,30 @@ def _reach(url: URL, what: str):
     return admin, conn
 
 
+def _ensure_base(conn: Connection, url: URL) -> str:
+    """The seeded template database for this schema version, created once.
+
+    It is built under a private name and renamed into place, so a concurrent run either
+    sees no base or a complete one, and nobody is connected to it when it is copied.
+    """
+    base = f"{BASE_PREFIX}{seeded.fingerprint()}"
+    if conn.exec_driver_sql("SELECT 1 FROM pg_database WHERE datname = %(n)s",
+                            {"n": base}).first():
+        return base
+    tmp = f"{base}_{os.getpid()}_{secrets.token_hex(3)}"
+    conn.exec_driver_sql(f'CREATE DATABASE "{tmp}"')
+    builder = _engine(url.set(database=tmp))
+    try:
+        seeded.build(builder)
+    finally:
+        builder.dispose()
+    try:
+        conn.exec_driver_sql(f'ALTER DATABASE "{tmp}" RENAME TO "{base}"')
+    except DBAPIError:  # another process finished first
+        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{tmp}"')
+    return base
+
+
 class PostgresRunDatabase:
     """One run's own database on a PostgreSQL server, dropped when the run closes."""
 
@@ -51,7 +77,8 @@ class PostgresRunDatabase:
             version = conn.exec_driver_sql("SHOW server_version").scalar_one().split()[0]
             self.name = f"{RUN_PREFIX}{os.getpid()}_{secrets.token_hex(4)}"
             try:
-                conn.exec_driver_sql(f'CREATE DATABASE "{self.name}"')
+                base = _ensure_base(conn, url)
+                conn.exec_driver_sql(f'CREATE DATABASE "{self.name}" TEMPLATE "{base}"')
             except DBAPIError as exc:
                 raise UsageError(
                     f"cannot create a run database on {mask(url)}: {exc.orig}".splitlines()[0]
@@ -117,6 +144,7 @@ class PostgresMonitor:
 
     def register(self, session: str, conn: Connection) -> None:
         pid = PostgresRunDatabase.backend_pid(conn)
+        conn.info["backend_pid"] = pid
         self._pids[session], self._names[pid] = pid, session
         self._locks[session] = set()
 
@@ -168,4 +196,9 @@ def prune_stale_run_databases(url: str) -> None:
                 continue
             if not psutil.pid_exists(pid):
                 conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        current = f"{BASE_PREFIX}{seeded.fingerprint()}"
+        for name in conn.exec_driver_sql(
+                "SELECT datname FROM pg_database WHERE starts_with(datname, 'lab_base_')"
+                " AND datname <> %(c)s", {"c": current}).scalars().all():
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}"')  # an older schema
     admin.dispose()

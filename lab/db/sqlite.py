@@ -19,10 +19,11 @@ import psutil
 from sqlalchemy import Connection, create_engine, event
 from sqlalchemy.pool import NullPool
 
+from . import seeded
 from .embedded import home
 from .sqlite_busy import BusyWatch, Epoch
 
-BUSY_TIMEOUT_S = 2.0
+BUSY_TIMEOUT_S = 1.0
 HOLDER_UNKNOWN = "the database lock"
 
 
@@ -32,15 +33,40 @@ def _runs_dir() -> Path:
     return folder
 
 
+def _base_file() -> Path:
+    """The seeded base file for this schema version, built once and renamed into place."""
+    base = _runs_dir() / f"base-{seeded.fingerprint()}.db"
+    if not base.exists():
+        tmp = base.with_name(f"{base.name}.{os.getpid()}.tmp")
+        engine = create_engine(f"sqlite:///{tmp}", poolclass=NullPool)
+        try:
+            seeded.build(engine)
+        finally:
+            engine.dispose()
+        os.replace(tmp, base)
+    return base
+
+
 def prune_stale_run_files() -> None:
     """Remove run folders whose lab process died without cleaning up."""
     for folder in _runs_dir().iterdir():
+        if folder.is_file():
+            if folder.name.startswith("base-") and seeded.fingerprint() not in folder.name:
+                folder.unlink(missing_ok=True)  # a base of an older schema
+            continue
         try:
             pid = int(folder.name.split("-")[0])
         except ValueError:
             continue
         if not psutil.pid_exists(pid):
             shutil.rmtree(folder, ignore_errors=True)
+
+
+def _begin(conn: Connection) -> None:
+    """Emit BEGIN ourselves (SQLAlchemy's recipe); IMMEDIATE when a service asked to write."""
+    mode = conn.info.pop("sqlite_begin", None) or conn.get_execution_options().get(
+        "sqlite_begin", "")
+    conn.exec_driver_sql(f"BEGIN {mode}".strip())
 
 
 class SqliteRunDatabase:
@@ -64,7 +90,8 @@ class SqliteRunDatabase:
             connect_args={"check_same_thread": False},
         )
         event.listen(self.engine, "connect", self._on_connect)
-        event.listen(self.engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
+        event.listen(self.engine, "begin", _begin)
+        shutil.copyfile(_base_file(), self.path)
         with contextlib.closing(sqlite3.connect(self.path)) as raw:  # outside any transaction
             raw.execute(f"PRAGMA journal_mode = {journal_mode}")
 

@@ -20,7 +20,6 @@ from collections.abc import Iterable
 
 from ..db import RunDatabase, Target, open_run_database, resolve
 from ..db.postgres import DEADLOCK_TIMEOUT_MS
-from ..models import Base
 from ..errors import PermutationError, RunFailed
 from .result import Events, RunResult
 from .scenario import Scenario, Step, Variant, normalize_isolation
@@ -76,17 +75,21 @@ class Run:
                 self.workers[name] = worker
                 worker.call(lambda s, n=name: self._register(n, s), timeout)
                 self._deadlock_ms[name] = DEADLOCK_TIMEOUT_MS
+            for name, worker in self.workers.items():  # for steps that act on another session
+                worker.session.info["peers"] = {
+                    n: w.connection for n, w in self.workers.items() if n != name}
         except BaseException:
             self.close()
             raise
 
     # -- set-up -----------------------------------------------------------------------
     def _setup(self) -> None:
+        """The run's database arrives seeded; the scenario's own setup goes on top."""
         from sqlalchemy.orm import Session
 
-        Base.metadata.create_all(self.db.engine)
-        with Session(self.db.engine) as session, session.begin():
-            self.scenario.setup(session)
+        if self.scenario.setup is not None:
+            with Session(self.db.engine) as session, session.begin():
+                self.scenario.setup(session)
 
     def _register(self, name: str, session) -> None:
         self.monitor.register(name, session.connection())
@@ -268,11 +271,11 @@ class Run:
                 if worker.call(_end_open_transaction, self.timeout):
                     self._emit("rollback", Step("(end)", "", session=name),
                                "ROLLBACK (transaction left open at the end of the run)")
-            final = self._read_final_state()
+            tables = self._read_final_state()
             result = RunResult(
                 scenario=self.scenario.name, case=self.variant.name, isolation=self.isolation,
                 backend=self.db.label, permutation=tuple(self._played),
-                events=tuple(self.events), final=final,
+                events=tuple(self.events), tables=tables,
                 notes=tuple(self._notes()), replay=self.replay_hint(),
                 sessions=tuple(self.variant.sessions),
             )
@@ -288,13 +291,17 @@ class Run:
                          " is serializable")
         return notes
 
-    def _read_final_state(self) -> tuple[dict, ...]:
+    def _read_final_state(self) -> dict[str, tuple[dict, ...]]:
         from sqlalchemy import text
 
+        queries = self.scenario.final_state
+        if isinstance(queries, str):
+            queries = {"": queries}
         with self.db.engine.connect() as conn:
-            rows = conn.execute(text(self.scenario.final_state)).mappings().all()
+            tables = {name: tuple(dict(r) for r in conn.execute(text(sql)).mappings())
+                      for name, sql in queries.items()}
             conn.rollback()
-        return tuple(dict(r) for r in rows)
+        return tables
 
     def replay_hint(self) -> str:
         parts = ["python -m lab run", self.scenario.name, "--case", self.variant.name,

@@ -16,13 +16,18 @@ class RunResult:
     backend: str
     permutation: tuple[str, ...]
     events: tuple[Event, ...]
-    final: tuple[dict[str, Any], ...]
+    tables: dict[str, tuple[dict[str, Any], ...]]
     notes: tuple[str, ...]
     replay: str
     sessions: tuple[str, ...]
     verdict: Verdict | None = None
 
     # -- questions ----------------------------------------------------------------------
+    @property
+    def final(self) -> tuple[dict[str, Any], ...]:
+        """The rows of the scenario's (first) final-state query."""
+        return next(iter(self.tables.values()))
+
     def waits(self) -> list[tuple[str, tuple[str, ...]]]:
         """(step, blockers) for every step that was seen waiting, in order."""
         return [(e.step, e.blockers) for e in self.events if e.kind == "wait"]
@@ -54,8 +59,10 @@ class RunResult:
     def text(self) -> str:
         lines = [self.title, "permutation: " + " ".join(self.permutation), ""]
         lines += render_events(self.events)
-        lines += ["", f"verdict: {self.verdict}", "final state:"]
-        lines += render_rows(self.final)
+        lines += ["", f"verdict: {self.verdict}"]
+        for name, rows in self.tables.items():
+            lines.append("final state:" if name == "" else f"final state, {name}:")
+            lines += render_rows(rows)
         if self.notes:
             lines += ["notes:"] + [f"  - {n}" for n in self.notes]
         lines += [f"replay: {self.replay}"]

@@ -89,8 +89,9 @@ class Scenario:
     title: str
     summary: str
     frame: str
-    setup: Callable[[Session], None]
-    final_state: str  # SQL whose rows are the final database state the verdict reads
+    setup: Callable[[Session], None] | None  # on top of the seeded schedule; None: as seeded
+    # SQL whose rows are the final state the verdict reads; several as {"label": SQL}
+    final_state: str | Mapping[str, str]
     variants: tuple[Variant, ...]
     tags: tuple[str, ...] = field(default=())
 

@@ -1,13 +1,29 @@
-"""The catalog: every scenario the lab can play, by name."""
+"""The catalog: every scenario the lab can play, by name, in seed-frame order."""
 
 from __future__ import annotations
 
 from ..errors import UsageError
 from ..runner import Scenario
-from . import concurrent_edit, explicit_locking
+from . import (
+    concurrent_edit,
+    double_booking,
+    explicit_locking,
+    read_during_write,
+    swap_deadlock,
+    swap_during_generation,
+    swap_race,
+    task_cancellation,
+)
 
 SCENARIOS: dict[str, Scenario] = {
-    s.name: s for s in (concurrent_edit.SCENARIO, explicit_locking.SCENARIO)
+    s.name: s for s in (
+        concurrent_edit.SCENARIO, explicit_locking.SCENARIO,          # 5.1
+        swap_during_generation.SCENARIO,                              # 5.2
+        task_cancellation.SCENARIO,                                   # 5.3
+        swap_race.SCENARIO, double_booking.DOUBLE_BOOKING,            # 5.4
+        double_booking.PENDING_SWAP,
+        read_during_write.SCENARIO, swap_deadlock.SCENARIO,           # 5.5
+    )
 }
 
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from ..models import Assignment
+from ..models import Assignment, Person
 from ..runner import RunResult, Verdict
+from ..services import assignments
 
 ASSIGNMENT_ID = 1
 A_NOTES = "late start 9:30"
@@ -71,6 +72,34 @@ def save_form(**changes: object):
     return put_form
 
 
+def load_versioned(s: Session) -> dict[str, object]:
+    """Open the form with the fix: remember the version the user saw."""
+    a = assignments.load_for_edit(s, ASSIGNMENT_ID)
+    s.info["form"], s.info["version"] = a, a.version
+    return {"notes": a.notes, "person": s.get_one(Person, a.person_id).name,
+            "version": a.version}
+
+
+def save_versioned(**changes: object):
+    """Save through the ORM's version check (version_id_col): stale -> 409."""
+
+    def versioned_save(s: Session) -> str:
+        version = assignments.save_edit(s, s.info["form"], **changes)
+        return f"saved: version {s.info['version']} -> {version}"
+
+    return versioned_save
+
+
+def save_cas(**changes: object):
+    """Save with compare-and-set: UPDATE ... WHERE id = :id AND version = :loaded."""
+
+    def cas_save(s: Session) -> str:
+        version = assignments.save_edit_cas(s, ASSIGNMENT_ID, s.info["version"], **changes)
+        return f"UPDATE ... WHERE version = {s.info['version']}: 1 row, now version {version}"
+
+    return cas_save
+
+
 def no_lost_update(result: RunResult) -> Verdict:
     """Invariant 7: two concurrent edits never both succeed silently with one erased."""
     row = result.final[0]
@@ -85,6 +114,9 @@ def no_lost_update(result: RunResult) -> Verdict:
         return Verdict("anomaly", f"lost update: B's change to {B_PERSON} is gone{how}")
     if failed:
         who = ", ".join(f"{step} failed with {code}" for step, code in failed.items())
+        if a_kept and b_kept:
+            return Verdict("prevented-by-abort", f"{who}; the loser reloaded, saw the"
+                           f" winner's change and retried: both changes survive{how}")
         return Verdict("prevented-by-abort", f"{who}; the committed change survives and the"
                        " loser must reload and retry" + how)
     if waited:

@@ -6,7 +6,6 @@ the trace shows what SQLite does instead.
 """
 
 from ..runner import COMMIT, Scenario, Variant, step
-from ..seed import seed_schedule
 from .edit_steps import A_NOTES, B_PERSON_ID, FINAL_STATE, load, no_lost_update, save_form
 
 SCENARIO = Scenario(
@@ -14,7 +13,7 @@ SCENARIO = Scenario(
     title="Lock the row before editing it",
     summary="Both users SELECT ... FOR UPDATE; B waits for A, then sees A's change.",
     frame="5.1",
-    setup=seed_schedule,
+    setup=None,
     final_state=FINAL_STATE,
     variants=(
         Variant(

@@ -1,0 +1,65 @@
+"""read-during-write: a report reads while a swap is half done (frame 5.5).
+
+Swap #1 moves Dr Adams to Monday PM (#5) and Dr Baker to Monday AM (#3): two UPDATEs in
+one transaction. A coverage report reads both shifts before, during and after. It must
+see both old or both new, never one of each. PostgreSQL's readers do not wait for
+writers (MVCC). SQLite's rollback journal makes the writer's COMMIT wait for the
+reader's open read; in WAL mode neither waits.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import text
+
+from ..runner import COMMIT, RunResult, Scenario, Variant, Verdict, step
+
+READ = """SELECT a.id, p.name FROM assignment a JOIN person p ON p.id = a.person_id
+          WHERE a.id IN (3, 5) ORDER BY a.id"""
+MOVE = "UPDATE assignment SET person_id = {person}, source = 'manual' WHERE id = {id}"
+OLD = "Dr Adams, Dr Baker"
+NEW = "Dr Baker, Dr Adams"
+
+
+def report(s) -> str:
+    return ", ".join(name for _, name in s.execute(text(READ)))
+
+
+def consistent_reads(result: RunResult) -> Verdict:
+    """Each read shows both shifts before the swap or both after it, never a mix."""
+    reads = [(st, out) for st in ("r_read1", "r_read2", "r_read3") for out in result.outputs(st)]
+    mixed = [st for st, out in reads if out not in (OLD, NEW)]
+    if mixed:
+        return Verdict("anomaly", f"{mixed[0]} saw half a swap")
+    seen = "; ".join(f"{st}: {'old' if out == OLD else 'new'}" for st, out in reads)
+    waits = result.waits()
+    if waits:
+        who = ", ".join(f"{st} waited for {', '.join(b)}" for st, b in waits)
+        return Verdict("prevented-by-waiting", f"no read saw half a swap ({seen}); {who}")
+    return Verdict("fine", f"no read saw half a swap and nobody waited ({seen})")
+
+
+SCENARIO = Scenario(
+    name="read-during-write",
+    title="Reading while a swap is half done",
+    summary="A report reads two shifts mid-swap: old or new, never a mix; who waits differs.",
+    frame="5.5",
+    setup=None,
+    final_state="SELECT id, person_id FROM assignment WHERE id IN (3, 5) ORDER BY id",
+    variants=(
+        Variant(
+            "report",
+            "R reads during W's swap and after it.",
+            {"W": [step("w_move1", MOVE.format(person=5, id=3), "W: moves Dr Baker onto #3"),
+                   step("w_move2", MOVE.format(person=4, id=5), "W: moves Dr Adams onto #5"),
+                   step("w_commit", COMMIT, "W: commits the swap",
+                        sqlite="W: commits; a rollback journal makes it wait for R's read")],
+             "R": [step("r_read1", report, "R: reads both shifts mid-swap; does not wait"),
+                   step("r_read2", report, "R: reads again in the same transaction"),
+                   step("r_commit", COMMIT, "R: ends its read transaction"),
+                   step("r_read3", report, "R: reads once more: the swap is in")]},
+            "w_move1 r_read1 w_move2 w_commit r_read2 r_commit r_read3",
+            consistent_reads,
+            isolations=("read committed", "repeatable read"),
+        ),
+    ),
+)

@@ -1,0 +1,114 @@
+"""swap-deadlock: two swap confirmations lock the same shifts in opposite order (5.5).
+
+Coordinator A confirms swap #1 by locking shift #3, then #5; coordinator B confirms
+swap #2 on the same shifts, #5 first. Each waits for the other: PostgreSQL finds the
+cycle (40P01), rolls one back (the first to wait) and lets the other commit. The victim
+retries and succeeds. Locking in id order, as the swap service does, removes the cycle:
+B simply waits for A. (Its permutation differs: with id order, B's second lock cannot
+be issued while B still waits for its first.)
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from ..models import Assignment
+from ..runner import COMMIT, RunResult, Scenario, Variant, Verdict, step
+from ..services.swaps import lock_assignments
+
+
+def _lock(*ids: int):
+    return lambda s: f"locked #{', #'.join(map(str, lock_assignments(s, list(ids))))}"
+
+
+def _confirm(who: str):
+    def confirm(s: Session) -> str:
+        s.execute(update(Assignment).where(Assignment.id.in_([3, 5]))
+                  .values(notes=func.coalesce(Assignment.notes, "") + f"[{who}]"))
+        return f"stamped #3 and #5 with [{who}]"
+
+    return confirm
+
+
+def _confirmed(s: Session, who: str) -> bool:
+    notes = s.scalars(select(Assignment.notes).where(Assignment.id.in_([3, 5])))
+    return all(f"[{who}]" in n for n in notes)
+
+
+def _retry(who: str, first: int, second: int):
+    """Retry only if the first attempt did not land: an idempotent retry, as a worker does."""
+    x = who.lower()
+
+    def retry_lock(s: Session) -> str:
+        s.info["landed"] = _confirmed(s, who)
+        return "the first attempt landed: nothing to retry" if s.info["landed"] else \
+            _lock(*sorted((first, second)))(s)
+
+    def retry_stamp(s: Session) -> str:
+        return "nothing to stamp" if s.info["landed"] else _confirm(who)(s)
+
+    return [step(f"{x}_retry", retry_lock, f"{who}: if its stamps are missing, retries the"
+                 " transaction, locking in id order"),
+            step(f"{x}_stamp2", retry_stamp, f"{who}: stamps both shifts (if retrying)"),
+            step(f"{x}_commit2", COMMIT, f"{who}: commits")]
+
+
+def _sessions(a_order: tuple[int, int], b_order: tuple[int, int]):
+    return {
+        "A": [step("a_lock1", _lock(a_order[0]), f"A: locks shift #{a_order[0]}"),
+              step("a_lock2", _lock(a_order[1]), f"A: locks shift #{a_order[1]}; waits for B"
+                   if a_order != b_order else f"A: locks shift #{a_order[1]}"),
+              step("a_stamp", _confirm("A"), "A: stamps both shifts"),
+              step("a_commit", COMMIT, "A: commits"),
+              *_retry("A", *a_order)],
+        "B": [step("b_lock1", _lock(b_order[0]), f"B: locks shift #{b_order[0]}" +
+                   ("; waits for A" if a_order == b_order else ""),
+                   sqlite="B: BEGIN IMMEDIATE: waits for A's database write lock"),
+              step("b_lock2", _lock(b_order[1]), f"B: locks shift #{b_order[1]}" +
+                   ("; closes the cycle" if a_order != b_order else "")),
+              step("b_stamp", _confirm("B"), "B: stamps both shifts"),
+              step("b_commit", COMMIT, "B: commits"),
+              *_retry("B", *b_order)],
+    }
+
+
+_RETRIES = " a_retry a_stamp2 a_commit2 b_retry b_stamp2 b_commit2"
+
+
+def both_confirmed(result: RunResult) -> Verdict:
+    """Both confirmations land exactly once; a deadlock costs a retry, not a confirmation."""
+    notes = [r["notes"] for r in result.final]
+    stamps = {who: min(n.count(f"[{who}]") for n in notes) for who in "AB"}
+    if any(count != 1 for count in stamps.values()):
+        return Verdict("anomaly", f"confirmations landed {stamps} times on shifts #3 and #5")
+    deadlocks = [st for st, code in result.errors().items() if code == "40P01"]
+    if deadlocks:
+        return Verdict("prevented-by-abort", f"deadlock: {deadlocks[0]} was the victim"
+                       " (40P01), rolled back and retried; both confirmations landed once")
+    if result.errors():
+        failed = ", ".join(f"{st} failed with {c}" for st, c in result.errors().items())
+        return Verdict("prevented-by-abort", f"{failed}; after the retry both confirmations"
+                       " landed once")
+    return Verdict("prevented-by-waiting" if result.waits() else "fine",
+                   "no deadlock: B waited for A's locks; both confirmations landed once")
+
+
+SCENARIO = Scenario(
+    name="swap-deadlock",
+    title="A deadlock between two swap confirmations",
+    summary="Locking two shifts in opposite order deadlocks (40P01); id order does not.",
+    frame="5.5",
+    setup=None,
+    final_state="SELECT id, notes FROM assignment WHERE id IN (3, 5) ORDER BY id",
+    variants=(
+        Variant("opposite-order", "A locks #3 then #5, B locks #5 then #3: a deadlock; the"
+                " victim retries.", _sessions((3, 5), (5, 3)),
+                "a_lock1 b_lock1 a_lock2 b_lock2 a_stamp a_commit b_stamp b_commit" + _RETRIES,
+                both_confirmed),
+        Variant("id-order", "Both lock #3 before #5: B waits for A, no deadlock.",
+                _sessions((3, 5), (3, 5)),
+                "a_lock1 b_lock1 a_lock2 a_stamp a_commit b_lock2 b_stamp b_commit" + _RETRIES,
+                both_confirmed),
+    ),
+)

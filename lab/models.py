@@ -159,6 +159,28 @@ class VersionedAssignment(Base):
     __mapper_args__ = {"version_id_col": Assignment.__table__.c.version}
 
 
+class CallNight(Base):
+    """One night of call coverage: the row to lock when faculty change who is on call."""
+
+    __tablename__ = "call_night"
+
+    date: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    min_faculty: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class CallAssignment(Base):
+    """Overnight, weekend or backup call; (date, person, call_type) is unique."""
+
+    __tablename__ = "call_assignment"
+    __table_args__ = (UniqueConstraint("date", "person_id", "call_type", name="uq_call"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    date: Mapped[dt.date] = mapped_column(ForeignKey("call_night.date"))
+    person_id: Mapped[int] = mapped_column(ForeignKey("person.id"))
+    call_type: Mapped[str] = mapped_column(_enum("overnight", "weekend", "backup",
+                                                 name="call_type"))
+
+
 _OPEN_SWAP = "status IN ('pending', 'approved')"
 
 

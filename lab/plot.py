@@ -18,7 +18,7 @@ from matplotlib.patches import Rectangle  # noqa: E402
 
 from .runner.result import RunResult  # noqa: E402
 
-COLORS = {"A": "#4C72B0", "B": "#DD8452", "C": "#55A868", "D": "#8172B3"}
+PALETTE = ("#4C72B0", "#DD8452", "#55A868", "#8172B3", "#937860", "#DA8BC3")
 OUTCOME_COLORS = {"anomaly": "#C44E52", "prevented-by-waiting": "#2E7D32",
                   "prevented-by-abort": "#B8860B", "fine": "#2E7D32"}
 HALF = 0.38
@@ -43,10 +43,9 @@ def _spans(result: RunResult, wall_clock: bool) -> list[_Span]:
         if e.kind == "launch":
             col += 1
         x = e.wall_ms if wall_clock else float(col)
+        if e.step == "(end)":
+            continue  # an open transaction rolled back at the end: in the text, not the picture
         if e.step not in spans:
-            if e.step == "(end)":
-                spans[f"(end){e.session}"] = _Span(e.session, "end", x, x, marks=[("rollback", "")])
-                continue
             spans[e.step] = _Span(e.session, e.step, x, x)
         span = spans[e.step]
         span.end = max(span.end, x)
@@ -75,7 +74,7 @@ def timeline(result: RunResult, ax: Axes | None = None, *, wall_clock: bool = Fa
     lane = {s: len(sessions) - 1 - i for i, s in enumerate(sessions)}
     width = HALF if not wall_clock else 0.0
     for sp in _spans(result, wall_clock):
-        y, color = lane[sp.session], COLORS.get(sp.session, "#777777")
+        y, color = lane[sp.session], PALETTE[sessions.index(sp.session) % len(PALETTE)]
         left = sp.start - width
         if sp.wait_from is not None:
             ax.add_patch(Rectangle((left, y - 0.3), sp.end - sp.start + 2 * width, 0.6,
@@ -122,8 +121,8 @@ def _marks(ax: Axes, sp: _Span, y: float, width: float) -> None:
                     fontweight="bold", zorder=4)
         elif kind == "error":
             ax.plot(x, y, "X", ms=12, color="#C44E52", zorder=3)
-            ax.text(x, y - 0.42, label, ha="center", va="top", fontsize=7.5, color="#C44E52",
-                    fontweight="bold")
+            ax.text(x + 0.12, y - 0.12, label, ha="left", va="top", fontsize=7.5,
+                    color="#C44E52", fontweight="bold", zorder=4)
         elif kind == "rollback":
             ax.plot(x, y, "o", ms=11, mfc="white", mec="#555555", mew=1.5, zorder=3)
             ax.text(x, y - 0.42, "rollback", ha="center", va="top", fontsize=7, color="#555555")

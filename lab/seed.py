@@ -11,7 +11,7 @@ import datetime as dt
 
 from sqlalchemy.orm import Session
 
-from .models import Assignment, Block, Person, RotationTemplate
+from .models import Assignment, Block, CallAssignment, CallNight, Person, RotationTemplate
 
 START = dt.date(2026, 7, 6)  # a Monday: the first day of the academic year's block 1
 SEED_TIME = dt.datetime(2026, 7, 1, 8, 0)
@@ -59,6 +59,13 @@ def seed_schedule(session: Session) -> None:
         session.add(Assignment(block_id=block, person_id=person_id,
                                rotation_template_id=template_id, role=role, notes="",
                                updated_at=SEED_TIME))
+        session.flush()
+
+    # The first night: Dr Adams and Dr Baker on overnight call; one of them is enough.
+    session.add(CallNight(date=START, min_faculty=1))
+    session.flush()
+    for person_id in FACULTY[:2]:
+        session.add(CallAssignment(date=START, person_id=person_id, call_type="overnight"))
         session.flush()
 
 

@@ -2,8 +2,8 @@
 
 from .conductor import DEFAULT_TIMEOUT_S, Run
 from .result import RunResult
-from .scenario import COMMIT, ROLLBACK, Scenario, Step, Variant, step
+from .scenario import COMMIT, ISOLATION_LEVELS, ROLLBACK, Scenario, Step, Variant, step
 from .trace import Event, Verdict
 
-__all__ = ["COMMIT", "DEFAULT_TIMEOUT_S", "Event", "ROLLBACK", "Run", "RunResult",
+__all__ = ["COMMIT", "DEFAULT_TIMEOUT_S", "ISOLATION_LEVELS", "Event", "ROLLBACK", "Run", "RunResult",
            "Scenario", "Step", "Variant", "Verdict", "step"]

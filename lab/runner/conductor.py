@@ -343,7 +343,9 @@ class Run:
         for session, steps in self.variant.sessions.items():
             lines.append(f"session {session}:")
             kind = self.db.kind if self.db else "postgresql"
-            lines += [f"  {s.name:<10} {s.note_for(kind)}" for s in steps]
+            width = max(len(s.name) for steps_ in self.variant.sessions.values()
+                        for s in steps_)
+            lines += [f"  {s.name:<{width}}  {s.note_for(kind)}" for s in steps]
         lines.append("permutation: " + self.variant.permutation)
         return "\n".join(lines)
 

@@ -72,4 +72,6 @@ def describe(value: Any) -> str:
 
 
 def render_rows(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    if not rows:
+        return ["  (no rows)"]
     return ["  " + " ".join(f"{k}={v!r}" for k, v in row.items()) for row in rows]

@@ -93,7 +93,9 @@ def execute(step: Step, session: Session,
             raise
         with contextlib.suppress(Exception):
             session.rollback()
-        session.info["rolled_back_after_error"] = known[0]
+        session.info["last_error"] = known[0]  # what an application's except-block sees
+        if step.action not in (COMMIT, ROLLBACK):  # a failed COMMIT already ended it
+            session.info["rolled_back_after_error"] = known[0]
         return Outcome(code=known[0], error=known[1], ended_transaction="rollback")
 
 

@@ -1,14 +1,20 @@
-"""The catalog: every scenario the lab can play, by name, in seed-frame order."""
+"""The catalog: every scenario the lab can play, by name: seed frames 5.1-5.5, then II."""
 
 from __future__ import annotations
 
 from ..errors import UsageError
 from ..runner import Scenario
 from . import (
+    block_capacity_phantom,
     concurrent_edit,
+    coverage_report_read_skew,
     double_booking,
     explicit_locking,
+    matcher_queue,
+    on_call_write_skew,
     read_during_write,
+    serializable_retry,
+    supervision_ratio,
     swap_deadlock,
     swap_during_generation,
     swap_race,
@@ -23,6 +29,9 @@ SCENARIOS: dict[str, Scenario] = {
         swap_race.SCENARIO, double_booking.DOUBLE_BOOKING,            # 5.4
         double_booking.PENDING_SWAP,
         read_during_write.SCENARIO, swap_deadlock.SCENARIO,           # 5.5
+        on_call_write_skew.SCENARIO, block_capacity_phantom.SCENARIO,  # Catalog II
+        coverage_report_read_skew.SCENARIO, supervision_ratio.SCENARIO,
+        matcher_queue.SCENARIO, serializable_retry.SCENARIO,
     )
 }
 

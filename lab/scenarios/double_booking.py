@@ -49,8 +49,12 @@ def booked_once(result: RunResult) -> Verdict:
     codes = result.errors()
     raw = {st: c for st, c in codes.items() if c not in ("double-booked", "swap-pending")}
     if raw:
-        return Verdict("anomaly", "the constraint held, but the user saw a raw database error"
-                       f" ({', '.join(f'{st}: {c}' for st, c in raw.items())})")
+        shown = ", ".join(f"{st}: {c}" for st, c in raw.items())
+        if set(raw.values()) == {"23505"}:
+            return Verdict("anomaly", f"the constraint held, but the user saw a raw database"
+                           f" error ({shown})")
+        return Verdict("anomaly", f"booked once, but the database refused B before the"
+                       f" constraint was reached, with a raw error ({shown})")
     explained = ", ".join(f"{st} refused with {c}" for st, c in codes.items())
     return Verdict("prevented-by-abort", f"booked once; {explained}: the constraint caught"
                    " what the application's check missed")
@@ -64,8 +68,10 @@ def one_open_swap(result: RunResult) -> Verdict:
     codes = result.errors()
     if any(c != "swap-pending" for c in codes.values()):
         return Verdict("anomaly", f"a raw database error reached the user: {codes}")
-    return Verdict("prevented-by-abort", "one open request; the second was refused:"
-                   " 'already has a pending swap request'")
+    if codes:
+        return Verdict("prevented-by-abort", "one open request; the second was refused:"
+                       " 'already has a pending swap request'")
+    return Verdict("fine", "one open request")
 
 
 def _request(target: int):

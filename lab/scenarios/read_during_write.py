@@ -52,7 +52,8 @@ SCENARIO = Scenario(
             {"W": [step("w_move1", MOVE.format(person=5, id=3), "W: moves Dr Baker onto #3"),
                    step("w_move2", MOVE.format(person=4, id=5), "W: moves Dr Adams onto #5"),
                    step("w_commit", COMMIT, "W: commits the swap",
-                        sqlite="W: commits; a rollback journal makes it wait for R's read")],
+                        sqlite="W: commits; with a rollback journal it must wait for R's"
+                               " open read (in WAL mode it need not)")],
              "R": [step("r_read1", report, "R: reads both shifts mid-swap; does not wait"),
                    step("r_read2", report, "R: reads again in the same transaction"),
                    step("r_commit", COMMIT, "R: ends its read transaction"),

@@ -58,7 +58,9 @@ def _sessions(a_order: tuple[int, int], b_order: tuple[int, int]):
     return {
         "A": [step("a_lock1", _lock(a_order[0]), f"A: locks shift #{a_order[0]}"),
               step("a_lock2", _lock(a_order[1]), f"A: locks shift #{a_order[1]}; waits for B"
-                   if a_order != b_order else f"A: locks shift #{a_order[1]}"),
+                   if a_order != b_order else f"A: locks shift #{a_order[1]}",
+                   sqlite=f"A: locks shift #{a_order[1]}: A already holds the database"
+                          " write lock"),
               step("a_stamp", _confirm("A"), "A: stamps both shifts"),
               step("a_commit", COMMIT, "A: commits"),
               *_retry("A", *a_order)],
@@ -66,7 +68,9 @@ def _sessions(a_order: tuple[int, int], b_order: tuple[int, int]):
                    ("; waits for A" if a_order == b_order else ""),
                    sqlite="B: BEGIN IMMEDIATE: waits for A's database write lock"),
               step("b_lock2", _lock(b_order[1]), f"B: locks shift #{b_order[1]}" +
-                   ("; closes the cycle" if a_order != b_order else "")),
+                   ("; closes the cycle" if a_order != b_order else ""),
+                   sqlite=f"B: locks shift #{b_order[1]}; B must first stop waiting"
+                          " for A's write lock"),
               step("b_stamp", _confirm("B"), "B: stamps both shifts"),
               step("b_commit", COMMIT, "B: commits"),
               *_retry("B", *b_order)],

@@ -46,7 +46,7 @@ def _generation_steps(locked: bool):
     return [
         step("g_start", _generator(locked), "G: starts regenerating week 1"
              + (" and takes the generation lock" if locked else "")),
-        step("g_batch1", _gen("write_batch"), "G: writes Monday and Tuesday, Adams included"
+        step("g_batch1", _gen("write_batch"), "G: writes its first 13 rows, Monday's included"
              + ("" if locked else "; waits for S's uncommitted swap"),
              sqlite="G: writes; S holds the write lock, so SQLite " + (
                  "refuses G at once; G rolls back and waits to record its failure" if locked
@@ -128,7 +128,8 @@ SCENARIO = Scenario(
                 {"G": _generation_steps(True), "S": _swap_steps(True),
                  "C": [step("c_cancel", lambda s: tasks.request_cancel(s, 1),
                             "C: asks the generation to stop",
-                            sqlite="C: asks the generation to stop; G holds the write lock"),
+                            sqlite="C: asks the generation to stop (on SQLite it has"
+                                   " already failed by now)"),
                        step("c_commit", COMMIT, "C: commits the request")]},
                 "g_start s_execute g_batch1 s_commit c_cancel c_commit g_batch2 g_finish"
                 " g_commit g_queued g_commit2", swap_holds),

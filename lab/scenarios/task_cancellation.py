@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
-from ..models import Assignment, Task
+from ..models import Assignment
 from ..runner import COMMIT, RunResult, Scenario, Variant, Verdict, step
 from ..seed import week_one_plan
 from ..services import tasks
@@ -53,10 +53,11 @@ def _worker_steps(cooperative: bool):
     ]
 
 
-def _user_steps(cancel, note: str):
+def _user_steps(cancel, note: str, while_writing: bool = True):
     return [
         step("u_cancel", cancel, note,
-             sqlite="U: asks to cancel; W holds SQLite's write lock, so U must wait"),
+             sqlite="U: asks to cancel; W holds SQLite's write lock, so U must wait"
+             if while_writing else ""),
         step("u_commit", COMMIT, "U: commits"),
         step("u_again", lambda s: tasks.request_cancel(s, TASK), "U: cancels again: harmless"),
         step("u_commit2", COMMIT, "U: commits"),
@@ -154,7 +155,7 @@ SCENARIO = Scenario(
         Variant("after-finish", "Cancelling a task that already finished changes nothing.",
                 {"W": _worker_steps(True),
                  "U": _user_steps(lambda s: tasks.request_cancel(s, TASK),
-                                  "U: asks to cancel a finished task")},
+                                  "U: asks to cancel a finished task", while_writing=False)},
                 "w_start w_batch1 w_batch2 w_finish w_commit u_cancel u_commit u_again"
                 " u_commit2", cancelled_cleanly),
         Variant("asyncio", "An asyncio worker cancelled with Task.cancel() rolls back the same"

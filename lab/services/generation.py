@@ -67,16 +67,7 @@ def _fails_cleanly(method):
         try:
             return method(self)
         except DBAPIError as exc:
-            s = self.session
-            s.rollback()
-            if _cancelled_by_database(exc):
-                tasks.acknowledge_cancel(s, self.task_id)
-                self.state = "cancelled"
-            else:
-                s.execute(update(Task).where(Task.id == self.task_id).values(status="failed"))
-                self.state = "failed"
-            self._unlock()
-            s.commit()
+            self._record_end(cancelled=_cancelled_by_database(exc))
             raise
 
     return guarded
@@ -156,6 +147,28 @@ class ScheduleGenerator:
 
     def _upsert(self, batch: list[tuple[int, int, int, str]]) -> None:
         self.session.execute(upsert(self.session.get_bind().dialect.name, batch, self.task_id))
+
+    def _record_end(self, cancelled: bool) -> None:
+        """Roll back, then record failed/cancelled and drop the lock, in a new transaction.
+
+        The record itself can be hit too (SQLite's interrupt() lands on whatever statement
+        runs next), so it is tried twice; an interrupted record counts as a cancel.
+        """
+        try:
+            self._end(cancelled)
+        except DBAPIError as again:
+            self._end(cancelled or _cancelled_by_database(again))
+
+    def _end(self, cancelled: bool) -> None:
+        s = self.session
+        s.rollback()
+        if cancelled:
+            tasks.acknowledge_cancel(s, self.task_id)
+        else:
+            s.execute(update(Task).where(Task.id == self.task_id).values(status="failed"))
+        self._unlock()
+        s.commit()
+        self.state = "cancelled" if cancelled else "failed"
 
     def _unlock(self) -> None:
         """SQLite: delete the lock row (PostgreSQL's advisory lock ends with the transaction)."""

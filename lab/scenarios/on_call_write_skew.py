@@ -1,0 +1,75 @@
+"""on-call-write-skew: nobody is left on call (G2-item, write skew).
+
+Dr Adams and Dr Baker are both on overnight call for the first night; one is enough.
+Each checks that the other is still on call, then takes himself off. Both commit, and
+nobody is on call. READ COMMITTED and REPEATABLE READ both allow it (snapshot isolation
+permits write skew); SERIALIZABLE aborts one with 40001. Materialising the conflict, by
+locking the night's coverage row first, makes the second wait and then see the truth
+under READ COMMITTED, but not under REPEATABLE READ, where its snapshot is older than
+the lock it waited for.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from ..runner import COMMIT, ISOLATION_LEVELS, RunResult, Scenario, Variant, Verdict, step
+from .verdicts import judged
+from ..seed import FACULTY, START
+from ..services import coverage
+
+ADAMS, BAKER, _ = FACULTY
+NIGHT = START
+FINAL = {"on call": f"""SELECT p.name FROM call_assignment c JOIN person p ON p.id = c.person_id
+                        WHERE c.date = '{NIGHT}' AND c.call_type = 'overnight' ORDER BY p.id"""}
+
+
+def check(person_id: int):
+    def check_others(s: Session) -> str:
+        s.info["seen"] = coverage.others_on_call(s, NIGHT, person_id)
+        return f"sees {s.info['seen']} other faculty on call"
+
+    return check_others
+
+
+def leave(person_id: int):
+    return lambda s: coverage.leave_call(s, NIGHT, person_id, s.info["seen"])
+
+
+def _session(x: str, who: str, person_id: int, locked: bool):
+    steps = [step(f"{x}_lock", lambda s: coverage.lock_night(s, NIGHT),
+                  f"{who}: locks the night's coverage row first")] if locked else []
+    return steps + [
+        step(f"{x}_check", check(person_id), f"{who}: checks that someone else is on call"),
+        step(f"{x}_off", leave(person_id), f"{who}: takes himself off call"),
+        step(f"{x}_commit", COMMIT, f"{who}: commits"),
+    ]
+
+
+def someone_on_call(result: RunResult) -> Verdict:
+    """Invariant 4: each call night keeps at least one faculty member on call."""
+    left = [r["name"] for r in result.tables["on call"]]
+    return judged(result, not left and "write skew: both checks saw a colleague on call,"
+                  " both left, and nobody is on call tonight", f"{', '.join(left)} stays on call")
+
+
+SCENARIO = Scenario(
+    name="on-call-write-skew",
+    title="Nobody left on call",
+    summary="Two on-call faculty each see the other and both leave: write skew.",
+    frame="II",
+    setup=None,
+    final_state=FINAL,
+    variants=(
+        Variant("check-then-act", "Check, then leave: RC and RR allow write skew,"
+                " SERIALIZABLE aborts one.",
+                {"A": _session("a", "A", ADAMS, False), "B": _session("b", "B", BAKER, False)},
+                "a_check b_check a_off b_off a_commit b_commit", someone_on_call,
+                isolations=ISOLATION_LEVELS),
+        Variant("lock-coverage-row", "Lock the night's row first: B waits, then sees A gone"
+                " (READ COMMITTED).",
+                {"A": _session("a", "A", ADAMS, True), "B": _session("b", "B", BAKER, True)},
+                "a_lock b_lock a_check a_off a_commit b_check b_off b_commit",
+                someone_on_call, isolations=ISOLATION_LEVELS),
+    ),
+)

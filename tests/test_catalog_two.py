@@ -203,3 +203,14 @@ def test_supervision_ratio_on_sqlite():
     r = play("supervision-ratio", "lock-block-row", RC, SQLITE)
     assert outcome(r) == ("prevented-by-abort", {"b_act": "ratio"},
                           [("b_lock", ("the database lock",))])
+
+
+def test_sqlite_waiter_freed_by_another_waiter_is_recorded_in_the_same_settle():
+    """W2's error lets W1's COMMIT finish, which in turn frees W3: both completions land
+    right after w2_process, before w2_commit starts, however loaded the machine is."""
+    r = play("matcher-queue", "for-update", RC, SQLITE)
+    order = [(e.kind, e.step) for e in r.events if e.kind in ("launch", "commit")
+             or e.detail == "<... completed>"]
+    at = order.index(("launch", "w2_process"))
+    assert order[at + 1:at + 5] == [("complete", "w1_commit"), ("commit", "w1_commit"),
+                                     ("complete", "w3_take"), ("launch", "w2_commit")]

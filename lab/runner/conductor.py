@@ -179,7 +179,8 @@ class Run:
 
     def _settle(self) -> None:
         deadline = time.monotonic() + self.timeout
-        while not self._settled():
+        finished = self._finished_waiters()
+        while not self._settled() or self._newly_finished(finished):
             if time.monotonic() > deadline:
                 raise self._stuck("is still running")
             with self._changed:
@@ -189,6 +190,24 @@ class Run:
                 del self._waiting[session]
                 self._emit("complete", job.step, "<... completed>", wall=job.finished)
                 self._complete(job, resumed=True)
+
+    def _finished_waiters(self) -> set[str]:
+        return {s for s, job in self._waiting.items() if job.done.is_set()}
+
+    def _newly_finished(self, finished: set[str]) -> bool:
+        """SQLite: a waiting step that finished may have freed the lock another waits for.
+
+        Its waiters were refused before that; bump the epoch so that each retries once
+        more before it counts as settled. (PostgreSQL's pg_blocking_pids is always current.)
+        """
+        if self.db.kind != "sqlite":
+            return False
+        now = self._finished_waiters()
+        if now <= finished:
+            return False
+        finished |= now
+        self._bump()
+        return True
 
     def _drain(self, st: Step) -> None:
         """A step of a waiting session: wait (bounded) until that session's step finishes."""

@@ -8,6 +8,8 @@ twice, changes nothing.
 
 from __future__ import annotations
 
+import time
+
 from sqlalchemy import Connection, func, select, update
 from sqlalchemy.orm import Session
 
@@ -52,6 +54,19 @@ def acknowledge_cancel(session: Session, task_id: int) -> None:
                     .execution_options(synchronize_session=False))
 
 
+def _until_not_waiting(session: Session, pid: int, bound_s: float = 5.0) -> None:
+    """pg_cancel_backend only sends a signal; return once the target has stopped waiting.
+
+    Without this, whether the cancelled statement ends before or after the caller's next
+    step would depend on signal delivery, not on the order of steps.
+    """
+    deadline = time.monotonic() + bound_s
+    while session.scalar(select(func.cardinality(func.pg_blocking_pids(pid)))):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"backend {pid} still waits {bound_s:g} s after the cancel")
+        time.sleep(0.0005)  # observing only; the order is already fixed
+
+
 def cancel_statement(session: Session, worker: Connection) -> str:
     """Stop the statement `worker` is running, from the database's side.
 
@@ -63,6 +78,7 @@ def cancel_statement(session: Session, worker: Connection) -> str:
     if session.get_bind().dialect.name == "postgresql":
         pid = worker.info["backend_pid"]
         sent = session.scalar(select(func.pg_cancel_backend(pid)))
+        _until_not_waiting(session, pid)
         return f"pg_cancel_backend(worker) -> {sent}"
     worker.connection.dbapi_connection.interrupt()
     return "interrupt() sent to the worker's connection"

@@ -8,15 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import matplotlib
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure  # a bare Figure: no pyplot state, no GUI backend
+from matplotlib.patches import Rectangle
 
-matplotlib.use("Agg") if not matplotlib.get_backend().lower().startswith(("module://", "nbagg")) \
-    else None
-from matplotlib.axes import Axes  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.patches import Rectangle  # noqa: E402
-
-from .runner.result import RunResult  # noqa: E402
+from .runner.result import RunResult
 
 PALETTE = ("#4C72B0", "#DD8452", "#55A868", "#8172B3", "#937860", "#DA8BC3")
 OUTCOME_COLORS = {"anomaly": "#C44E52", "prevented-by-waiting": "#2E7D32",

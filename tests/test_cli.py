@@ -56,13 +56,16 @@ def test_permutation_option_replays_another_order():
     assert "waiting" not in out.stdout
 
 
+PASSWORD = "s3cret-pw"  # a fake one: the tests check it is never printed
+UNREACHABLE = "postgresql://lab:" + PASSWORD + "@127.0.0.1:9/x"
+
 BAD = [
     (["run", "no-such-race"], "unknown scenario 'no-such-race'"),
     (["run", "concurrent-edit", "--isolation", "dirty read"], "unknown isolation level"),
-    (["run", "concurrent-edit", "--db", "postgresql://lab:s3cret-pw@127.0.0.1:9/x"],
+    (["run", "concurrent-edit", "--db", UNREACHABLE],
      "cannot reach PostgreSQL"),
     (["run", "concurrent-edit", "--db", "::bad::"], "malformed database URL"),
-    (["run", "concurrent-edit", "--db", "mysql://u:s3cret-pw@h/x"], "unsupported database"),
+    (["run", "concurrent-edit", "--db", f"mysql://u:{PASSWORD}@h/x"], "unsupported database"),
     (["run", "concurrent-edit", "--permutation", "a_load nope"], "unknown step 'nope'"),
     (["run", "explicit-locking", "--permutation", "a_save a_lock"], "keep their order"),
     (["run", "concurrent-edit", "--case", "nope"], "no case 'nope'"),
@@ -78,10 +81,10 @@ def test_bad_input_is_one_line_and_exit_2(args, message):
     assert out.stdout == ""
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], out.stderr
-    assert "s3cret-pw" not in out.stderr and "Traceback" not in out.stderr
+    assert PASSWORD not in out.stderr and "Traceback" not in out.stderr
 
 
 def test_env_url_is_used_and_its_password_never_printed():
     out = lab("run", "explicit-locking",
-              env={"LAB_DATABASE_URL": "postgresql://lab:s3cret-pw@127.0.0.1:9/x"})
-    assert out.returncode == 2 and "s3cret-pw" not in out.stderr and "***" in out.stderr
+              env={"LAB_DATABASE_URL": UNREACHABLE})
+    assert out.returncode == 2 and PASSWORD not in out.stderr and "***" in out.stderr

@@ -211,7 +211,7 @@ def reap_forever(idle_seconds: float, poll_seconds: float = 0.5) -> None:
                     _reaper_pidfile().unlink(missing_ok=True)
                     _stop()
                     return
-        time.sleep(poll_seconds)  # housekeeping cadence only; never orders a race step
+        time.sleep(poll_seconds)  # ok-sleep: the reaper's housekeeping cadence; orders no race step
 
 
 def leftovers() -> list[str]:

@@ -124,10 +124,9 @@ class PostgresRunDatabase:
     def close(self) -> None:
         """Drop the run's database, terminating any session still connected to it."""
         self.engine.dispose()
-        admin, conn = _reach(self._admin.url, self.label)
-        with conn:
+        with self._admin.connect() as conn:
             conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
-        admin.dispose()
+        self._admin.dispose()
 
 
 class PostgresMonitor:

@@ -63,7 +63,7 @@ def resolve(choice: str | None) -> Target:
     except ArgumentError:
         raise UsageError(
             f"malformed database URL {mask(choice)!r}: expected 'sqlite', 'sqlite-wal', "
-            "'embedded' or postgresql://user:password@host:port/dbname"
+            "'embedded' or postgresql://USER:PASSWORD@HOST:PORT/DBNAME"
         ) from None
     if url.get_backend_name() != "postgresql":
         raise UsageError(

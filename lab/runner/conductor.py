@@ -18,6 +18,9 @@ import time
 import weakref
 from collections.abc import Iterable
 
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
 from ..db import RunDatabase, Target, open_run_database, resolve
 from ..db.postgres import DEADLOCK_TIMEOUT_MS
 from ..errors import PermutationError, RunFailed
@@ -85,8 +88,6 @@ class Run:
     # -- set-up -----------------------------------------------------------------------
     def _setup(self) -> None:
         """The run's database arrives seeded; the scenario's own setup goes on top."""
-        from sqlalchemy.orm import Session
-
         if self.scenario.setup is not None:
             with Session(self.db.engine) as session, session.begin():
                 self.scenario.setup(session)
@@ -311,8 +312,6 @@ class Run:
         return notes
 
     def _read_final_state(self) -> dict[str, tuple[dict, ...]]:
-        from sqlalchemy import text
-
         queries = self.scenario.final_state
         if isinstance(queries, str):
             queries = {"": queries}

@@ -81,19 +81,12 @@ SCENARIO = Scenario(
             invariant=no_lost_update,
             isolations=("read committed", "repeatable read"),
         ),
-        Variant(
-            name="version-check",
-            summary="The fix: version_id_col makes B's stale save a 409; B reloads and retries.",
-            sessions=_fixed(save_versioned),
-            permutation=FIXED_PERMUTATION,
-            invariant=no_lost_update,
-        ),
-        Variant(
-            name="compare-and-set",
-            summary="The fix by hand: UPDATE ... WHERE version = :loaded; rowcount 0 is a 409.",
-            sessions=_fixed(save_cas),
-            permutation=FIXED_PERMUTATION,
-            invariant=no_lost_update,
-        ),
+        *(Variant(name=name, summary=summary, sessions=_fixed(save),
+                  permutation=FIXED_PERMUTATION, invariant=no_lost_update)
+          for name, summary, save in (
+              ("version-check", "The fix: version_id_col makes B's stale save a 409; B"
+               " reloads and retries.", save_versioned),
+              ("compare-and-set", "The fix by hand: UPDATE ... WHERE version = :loaded;"
+               " rowcount 0 is a 409.", save_cas))),
     ),
 )

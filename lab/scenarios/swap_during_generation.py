@@ -12,9 +12,9 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from ..runner import COMMIT, RunResult, Scenario, Variant, Verdict, step
-from ..seed import FACULTY, block_id, week_one_plan
+from ..seed import FACULTY, block_id
 from ..services import swaps, tasks
-from ..services.generation import ScheduleGenerator
+from .generation_steps import generator, start_generation
 
 ADAMS, _, CHEN = FACULTY
 SOURCE = 3  # Dr Adams supervising clinic, Monday AM
@@ -25,34 +25,21 @@ def setup(s: Session) -> None:
     swaps.request_swap(s, SOURCE, None, CHEN)
 
 
-def _generator(locked: bool):
-    def start(s: Session) -> str:
-        s.info["gen"] = ScheduleGenerator(s, week_one_plan(), batch_size=13, locked=locked,
-                                          cooperative=locked)
-        return s.info["gen"].start()
-
-    return start
-
-
-def _gen(method: str):
-    return lambda s: getattr(s.info["gen"], method)()
-
-
 def _queued(s: Session) -> str:
     return "; ".join(swaps.run_queued_swaps(s)) or "no queued swaps"
 
 
 def _generation_steps(locked: bool):
     return [
-        step("g_start", _generator(locked), "G: starts regenerating week 1"
+        step("g_start", start_generation(locked, cooperative=locked), "G: starts regenerating week 1"
              + (" and takes the generation lock" if locked else "")),
-        step("g_batch1", _gen("write_batch"), "G: writes its first 13 rows, Monday's included"
+        step("g_batch1", generator("write_batch"), "G: writes its first 13 rows, Monday's included"
              + ("" if locked else "; waits for S's uncommitted swap"),
              sqlite="G: writes; S holds the write lock, so SQLite " + (
                  "refuses G at once; G rolls back and waits to record its failure" if locked
                  else "makes G wait")),
-        step("g_batch2", _gen("write_batch"), "G: writes the rest of the week"),
-        step("g_finish", _gen("finish"), "G: removes stale generated rows, marks the task done"),
+        step("g_batch2", generator("write_batch"), "G: writes the rest of the week"),
+        step("g_finish", generator("finish"), "G: removes stale generated rows, marks the task done"),
         step("g_commit", COMMIT, "G: commits the new schedule" +
              (" and releases the lock" if locked else "")),
         step("g_queued", _queued, "G: runs the swaps queued while it held the lock"),

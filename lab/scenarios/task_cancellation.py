@@ -21,34 +21,22 @@ from ..models import Assignment
 from ..runner import COMMIT, RunResult, Scenario, Variant, Verdict, step
 from ..seed import week_one_plan
 from ..services import tasks
-from ..services.generation import ScheduleGenerator, generate_async
+from ..services.generation import generate_async
+from .generation_steps import BATCH, generator, start_generation
 
 TASK = 1
 HOLDER_NOTE = "being edited by H"
 
 
-def _worker(cooperative: bool):
-    def start(s: Session) -> str:
-        s.info["gen"] = ScheduleGenerator(s, week_one_plan(), batch_size=13, locked=False,
-                                          cooperative=cooperative)
-        return s.info["gen"].start()
-
-    return start
-
-
-def _gen(method: str):
-    return lambda s: getattr(s.info["gen"], method)()
-
-
 def _worker_steps(cooperative: bool):
     return [
-        step("w_start", _worker(cooperative), "W: starts generating week 1 as task #1"),
-        step("w_batch1", _gen("write_batch"), "W: writes batch 1 of 2"),
-        step("w_batch2", _gen("write_batch"), "W: " + (
+        step("w_start", start_generation(False, cooperative), "W: starts generating week 1 as task #1"),
+        step("w_batch1", generator("write_batch"), "W: writes batch 1 of 2"),
+        step("w_batch2", generator("write_batch"), "W: " + (
             "looks for a cancel request first: if there is one, rolls back and ends"
             " cancelled; else writes batch 2"
             if cooperative else "writes batch 2; never looks at the task's status")),
-        step("w_finish", _gen("finish"), "W: removes stale rows, marks the task completed"),
+        step("w_finish", generator("finish"), "W: removes stale rows, marks the task completed"),
         step("w_commit", COMMIT, "W: commits"),
     ]
 
@@ -80,9 +68,9 @@ def _cancel_async(s: Session) -> str:
         async def after_batch(n: int) -> None:
             if n == 1:
                 first_batch.set()
-            await asyncio.sleep(0)  # the worker's next await: where a cancel lands
+            await asyncio.sleep(0)  # ok-sleep: a zero-length yield, the await where Task.cancel() lands
 
-        worker = asyncio.create_task(generate_async(engine, week_one_plan(), task_id, 13,
+        worker = asyncio.create_task(generate_async(engine, week_one_plan(), task_id, BATCH,
                                                     after_batch))
         await first_batch.wait()
         worker.cancel()

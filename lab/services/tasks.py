@@ -64,7 +64,7 @@ def _until_not_waiting(session: Session, pid: int, bound_s: float = 5.0) -> None
     while session.scalar(select(func.cardinality(func.pg_blocking_pids(pid)))):
         if time.monotonic() > deadline:
             raise TimeoutError(f"backend {pid} still waits {bound_s:g} s after the cancel")
-        time.sleep(0.0005)  # observing only; the order is already fixed
+        time.sleep(0.0005)  # ok-sleep: a poll that only observes the cancel landing; the order is fixed
 
 
 def cancel_statement(session: Session, worker: Connection) -> str:

@@ -125,8 +125,21 @@ def _marks(ax: Axes, sp: _Span, y: float, width: float) -> None:
     locks = [label for kind, label in sp.marks if kind == "lock"]
     if locks:
         ax.plot(sp.end, y + 0.3, "v", ms=7, color="#333333", zorder=3)
-        ax.text(sp.end, y - 0.36, "locks: " + "\n".join(locks), ha="center", va="top",
-                fontsize=6.5, color="#333333", linespacing=1.1)
+        ax.text(sp.end, y - 0.36, _lock_caption(locks), ha="center", va="top",
+                fontsize=6.5, color="#333333")
+
+
+def _lock_caption(locks: list[str]) -> str:
+    """One line: the tables written, or the rows locked on purpose.
+
+    Next to a write, share locks on other tables come from foreign-key checks; they are
+    counted rather than listed, so the caption stays on one line.
+    """
+    writes = [lock for lock in locks if lock.endswith(" write")]
+    if not writes:
+        return "locks: " + ", ".join(locks)
+    shared = len(locks) - len(writes)
+    return "locks: " + ", ".join(writes) + (f", +{shared} share (FK checks)" if shared else "")
 
 
 def _wrap(text: str, width: int = 120) -> str:

@@ -6,7 +6,8 @@
     result = run.finish()
 """
 
-from . import scenarios
+from . import matrix, scenarios
+from .explorer import explore
 from .runner import Run, RunResult
 
-__all__ = ["Run", "RunResult", "scenarios"]
+__all__ = ["Run", "RunResult", "explore", "matrix", "scenarios"]

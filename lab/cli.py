@@ -9,6 +9,7 @@ import argparse
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 
 from .errors import LabError, UsageError
@@ -23,18 +24,37 @@ def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m lab", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     sub.add_parser("list", help="the scenarios, one line each")
-    run = sub.add_parser("run", help="play a scenario and print its trace and verdict")
-    run.add_argument("scenario")
+    run = sub.add_parser("run", help="play a scenario or a spec file; print trace and verdict")
+    run.add_argument("scenario", help="a scenario name (python -m lab list) or FILE.spec")
     run.add_argument("--case", help="one case of the scenario (default: all)")
     run.add_argument("--db", help="'sqlite', 'sqlite-wal', 'embedded' (default) or a "
                      "postgresql:// URL; default from $LAB_DATABASE_URL")
     run.add_argument("--isolation", help="read committed | repeatable read | serializable"
                      " (default: each case's own)")
     run.add_argument("--permutation", help="step names in the order to play them")
-    run.add_argument("--plot", metavar="OUT.png", help="also draw the timeline to this file")
+    run.add_argument("--plot", metavar="OUT.png|DIR", help="also draw the timeline to this"
+                     " file, or one file per permutation into this folder")
+    run.add_argument("--trace", action="store_true",
+                     help="spec files: the lab's trace instead of isolationtester's output")
     run.add_argument("--wall-clock", action="store_true", help="plot milliseconds, not steps")
     run.add_argument("--timeout", type=float, default=None,
                      help="seconds any one wait may last (default 5)")
+    explore = sub.add_parser("explore", help="play every feasible interleaving; count what"
+                             " breaks under each isolation level and backend")
+    explore.add_argument("scenario", help="a scenario name or FILE.spec")
+    explore.add_argument("--case", help="one case of the scenario (default: all)")
+    explore.add_argument("--isolation", default=None,
+                         help="'all', or levels separated by commas (default: each case's own)")
+    explore.add_argument("--db", default=None, help="backends separated by commas:"
+                         " postgresql (= embedded), sqlite, sqlite-wal, a postgresql:// URL")
+    explore.add_argument("--timeout", type=float, default=None,
+                         help="seconds any one wait may last (default 5)")
+    matrix = sub.add_parser("matrix", help="explore the whole catalog: the anomaly matrix"
+                            " (markdown + heatmap PNG)")
+    matrix.add_argument("--db", default="postgresql,sqlite",
+                        help="backends separated by commas (default: postgresql,sqlite)")
+    matrix.add_argument("--out", default="build/matrix", metavar="DIR",
+                        help="where anomaly-matrix.md/.png go (default: build/matrix)")
     server = sub.add_parser("server", help="the embedded PostgreSQL")
     server.add_argument("action", choices=("start", "status", "stop"))
     sub.add_parser("jupyter", help="open JupyterLab on the notebooks, server ready;"
@@ -50,8 +70,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.args = extra
         elif extra:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
-        return {"list": _list, "run": _run, "server": _server, "jupyter": _jupyter}[
-            args.command](args)
+        return {"list": _list, "run": _run, "explore": _explore, "matrix": _matrix,
+                "server": _server,
+                "jupyter": _jupyter}[args.command](args)
     except LabError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -71,48 +92,186 @@ def _list(_args: argparse.Namespace) -> int:
     return 0
 
 
-def _run(args: argparse.Namespace) -> int:
-    from .db import resolve
-    from .runner import DEFAULT_TIMEOUT_S, Run
-    from .runner.scenario import normalize_isolation
-    from .scenarios import get
+def _timeout(args: argparse.Namespace) -> float:
+    from .runner import DEFAULT_TIMEOUT_S
 
-    scenario = get(args.scenario)
-    target = resolve(args.db)
-    isolation = normalize_isolation(args.isolation) if args.isolation else None
     if args.timeout is not None and not args.timeout > 0:
         raise UsageError(f"--timeout must be a positive number of seconds, not {args.timeout}")
-    if args.plot and not args.plot.lower().endswith(".png"):
-        raise UsageError(f"--plot writes a PNG file; give a name ending in .png, not {args.plot!r}")
-    if args.plot and not os.path.isdir(os.path.dirname(os.path.abspath(args.plot))):
-        raise UsageError(f"cannot write {args.plot}: its folder does not exist")
+    return args.timeout or DEFAULT_TIMEOUT_S
+
+
+def _scenario(name: str):
+    """A catalog scenario by name, or a spec file by path."""
+    if name.endswith(".spec") or os.sep in name:
+        from .spec import parser
+        from .spec.scenario import to_scenario
+
+        return to_scenario(parser.load(name), name)
+    from .scenarios import get
+
+    return get(name)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .db import resolve
+    from .runner import Run
+    from .runner.scenario import normalize_isolation
+
+    scenario = _scenario(args.scenario)
+    target = resolve(args.db)
+    isolation = normalize_isolation(args.isolation) if args.isolation else None
+    timeout = _timeout(args)
+    _check_plot(args.plot)
     variants = [scenario.variant(args.case)] if args.case else list(scenario.variants)
     if args.permutation is not None:
         for v in variants:
             v.parse_permutation(args.permutation)
+    if scenario.raw_sql:
+        return _run_spec(args, scenario, target, isolation or "read committed", timeout)
     results = []
     for variant in variants:
         for level in [isolation] if isolation else list(variant.isolations):
-            run = Run(scenario, variant.name, isolation=level, db=target,
-                      timeout=args.timeout or DEFAULT_TIMEOUT_S)
+            run = Run(scenario, variant.name, isolation=level, db=target, timeout=timeout)
             result = run.play(args.permutation)
             if results:
                 print()
             print(result.text(), end="", flush=True)
             results.append(result)
-    if args.plot:
-        from . import plot
+    _plot(args, results)
+    return 0
 
-        tmp = f"{args.plot}.tmp.png"
+
+def _run_spec(args, scenario, target, isolation: str, timeout: float) -> int:
+    """The spec's permutations (every feasible one if it lists none), on one stage."""
+    from .runner import Run
+    from .runner.stage import Stage
+    from .spec import output
+
+    variant = scenario.variants[0]
+    print(output.header(len(variant.sessions)), end="", flush=True)
+    results = []
+
+    def show(result) -> None:
+        results.append(result)
+        text = "\n" + result.text() if args.trace else output.permutation_output(result)
+        print(text, end="", flush=True)
+
+    todo = [args.permutation] if args.permutation is not None else list(variant.listed)
+    if todo:
+        stage = Stage(target, list(variant.sessions), isolation, timeout=timeout,
+                      raw_sql=True, reusable=len(todo) > 1)
         try:
-            plot.save(results, tmp, wall_clock=args.wall_clock)
-            os.replace(tmp, args.plot)  # never leave a half-written picture behind
+            for perm in todo:
+                show(Run(scenario, isolation=isolation, stage=stage, timeout=timeout)
+                     .play(perm))
+        finally:
+            stage.close()
+    else:  # no permutation lines: like isolationtester, every order (that can happen)
+        from .explorer import explore
+
+        explore(scenario, None, isolation, target, timeout=timeout, on_result=show)
+    _plot(args, results)
+    return 0
+
+
+def _check_plot(plot: str | None) -> None:
+    if plot is None:
+        return
+    folder = plot if not plot.lower().endswith(".png") else os.path.dirname(os.path.abspath(plot))
+    if not os.path.isdir(folder):
+        raise UsageError(f"cannot write {plot}: "
+                         + ("no such folder" if folder == plot else "its folder does not exist")
+                         + " (--plot takes OUT.png or an existing folder)")
+
+
+def _plot(args: argparse.Namespace, results: list) -> None:
+    """One PNG for all results, or one per result into a folder; never half-written."""
+    if not args.plot or not results:
+        return
+    from . import plot
+
+    if args.plot.lower().endswith(".png"):
+        jobs = [(args.plot, results)]
+    else:
+        stem = results[0].scenario
+        jobs = [(os.path.join(args.plot, f"{stem}-{k:03d}.png"), [r])
+                for k, r in enumerate(results, 1)]
+    for path, group in jobs:
+        tmp = f"{path}.tmp.png"
+        try:
+            plot.save(group, tmp, wall_clock=args.wall_clock)
+            os.replace(tmp, path)
         except OSError as exc:
-            raise UsageError(f"cannot write {args.plot}: {exc.strerror}") from None
+            raise UsageError(f"cannot write {path}: {exc.strerror}") from None
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
-        print(f"\ntimeline written to {args.plot}")
+    where = args.plot if len(jobs) == 1 else f"{args.plot} ({len(jobs)} files)"
+    print(f"\ntimeline written to {where}")
+
+
+def _explore(args: argparse.Namespace) -> int:
+    from .runner.stage import shared_database
+    from .explorer import ProgressBar, explore, summary
+    from .runner import ISOLATION_LEVELS
+    from .runner.scenario import normalize_isolation
+
+    scenario = _scenario(args.scenario)
+    targets = _targets(args.db)
+    if args.isolation and args.isolation.strip().lower() == "all":
+        levels = list(ISOLATION_LEVELS)
+    else:
+        levels = [normalize_isolation(x) for x in args.isolation.split(",")] \
+            if args.isolation else None
+    timeout = _timeout(args)
+    variants = [scenario.variant(args.case)] if args.case else list(scenario.variants)
+    found: dict[str, list] = {v.name: [] for v in variants}
+    started = time.monotonic()
+    for target in targets:
+        with shared_database(target) as db:
+            for variant in variants:
+                for level in levels or list(variant.isolations):
+                    bar = ProgressBar(f"{variant.name} / {level} / {target.label}")
+                    found[variant.name].append(explore(scenario, variant.name, level, target,
+                                                       timeout=timeout, progress=bar, db=db))
+                    bar.done()
+    print("\n".join(summary(f) for f in found.values()), end="", flush=True)
+    runs = sum(len(e.interleavings) for f in found.values() for e in f)
+    seconds = time.monotonic() - started
+    print(f"({runs} interleavings in {seconds:.1f} s, {runs / seconds:.0f}/s)", file=sys.stderr)
+    return 0
+
+
+def _targets(spec: str | None) -> list:
+    from .db import resolve
+
+    names = (spec or os.environ.get("LAB_DATABASE_URL") or "embedded").split(",")
+    return [resolve("embedded" if n.strip() == "postgresql" else n.strip()) for n in names]
+
+
+def _matrix(args: argparse.Namespace) -> int:
+    from . import matrix
+    from .explorer import ProgressBar
+
+    targets = _targets(args.db)
+    out = os.path.abspath(args.out)
+    try:  # before minutes of work, not after
+        os.makedirs(out, exist_ok=True)
+        if not os.access(out, os.W_OK):
+            raise PermissionError(13, "Permission denied")
+    except OSError as exc:
+        raise UsageError(f"cannot write into {args.out}: {exc.strerror}") from None
+    bar = ProgressBar("")
+
+    def progress(label: str, found) -> None:
+        bar.label = f"{label} / {found.isolation} / {found.backend}"
+        bar(found)
+
+    result = matrix.build(targets, progress=progress)
+    bar.done()
+    print(result.markdown(), end="")
+    written = matrix.write(result, out)
+    print(f"\nwritten: {', '.join(written)}")
     return 0
 
 

@@ -25,3 +25,16 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if stray:
         print(f"\nlab threads still running after the tests: {stray}")
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.fixture(scope="session")
+def anomaly_matrix(tmp_path_factory: pytest.TempPathFactory):
+    """The whole catalog explored once per test session, on both backends; the docs build
+    embeds this very run (LAB_MATRIX_DIR), so the published matrix is never typed in."""
+    from lab import matrix
+    from lab.db import resolve
+
+    built = matrix.build([resolve(PG), resolve(SQLITE)])
+    folder = tmp_path_factory.mktemp("matrix")
+    matrix.write(built, str(folder))
+    return built, folder

@@ -9,12 +9,15 @@ from collections.abc import Iterable
 
 import psutil
 import psycopg
+from psycopg.postgres import types as postgres_types
+from psycopg.types.string import TextLoader
 from sqlalchemy import Connection, create_engine
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
 from ..errors import UsageError
+from .. import models
 from . import seeded
 from .urls import mask, scrub
 
@@ -88,11 +91,20 @@ class PostgresRunDatabase:
         self.engine = _engine(self.url)
         self.notes: list[str] = []
         self.can_set_deadlock_timeout = True
+        self._resetter = None
 
     # -- sessions -------------------------------------------------------------------
-    def open_connection(self, isolation: str | None) -> Connection:
+    def open_connection(self, isolation: str | None, *, raw_sql: bool = False) -> Connection:
+        """A session's connection. `raw_sql`: autocommit, as psql runs a spec file's SQL;
+        a plain BEGIN then starts a transaction at `isolation`, and values come back as
+        PostgreSQL's own text."""
         conn = self.engine.connect()
-        if isolation:
+        if raw_sql:
+            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+            _load_values_as_text(conn.connection.dbapi_connection)
+            if isolation:
+                conn.exec_driver_sql(f"SET default_transaction_isolation = '{isolation}'")
+        elif isolation:
             conn = conn.execution_options(isolation_level=isolation.upper())
         self.set_deadlock_timeout(conn, DEADLOCK_TIMEOUT_MS)
         conn.commit()
@@ -114,15 +126,71 @@ class PostgresRunDatabase:
             self.notes.append("deadlock_timeout could not be set (needs superuser); "
                               "deadlocks resolve after the server's own setting")
 
+    # -- many runs on one database (the explorer) -----------------------------------------
+    def snapshot(self) -> None:
+        """Copy the seeded rows and sequence positions aside, into schema lab_seed."""
+        with self.engine.begin() as conn:
+            tables = conn.exec_driver_sql(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public'").scalars().all()
+            order = [t.name for t in models.Base.metadata.sorted_tables if t.name in tables]
+            order += sorted(set(tables) - set(order))
+            conn.exec_driver_sql("CREATE SCHEMA lab_seed")
+            for t in order:
+                conn.exec_driver_sql(f'CREATE TABLE lab_seed."{t}" AS TABLE public."{t}"')
+            seqs = conn.exec_driver_sql(
+                "SELECT schemaname || '.' || sequencename, last_value FROM pg_sequences"
+                " WHERE schemaname = 'public'").all()
+            self._counts = {t: conn.exec_driver_sql(f'SELECT count(*) FROM public."{t}"')
+                            .scalar_one() for t in order}
+            self._dependents = _dependents(conn, order)
+        self._seed = order
+        self._setvals = [f"SELECT setval('{s}', {v or 1}, {v is not None})" for s, v in seqs]
+        self._resetter = self.engine.raw_connection()
+        self._resetter.driver_connection.autocommit = True
+        self._xids: dict[str, str] = {}
+        self._restore(order)  # so that every seeded row carries a known xmin
+
+    def reset(self) -> None:
+        """Put the seeded rows back: only tables a run changed, with what references them.
+
+        A table is unchanged when it has its seeded row count and every row is still the
+        version the last reset wrote (its xmin). Changed tables are TRUNCATEd, not
+        DELETEd from: a fresh heap gives every run the same physical row order, so a scan
+        without ORDER BY, or SKIP LOCKED, meets the rows in the same order every time.
+        """
+        probe = " UNION ALL ".join(
+            f"SELECT '{t}', count(*) <> {self._counts[t]} OR bool_or(xmin::text <> '{self._xids[t]}')"
+            f' FROM public."{t}"' for t in self._seed)
+        conn = self._resetter.driver_connection
+        changed = {t for t, dirty in conn.execute(probe).fetchall() if dirty}
+        for t in list(changed):
+            changed |= self._dependents.get(t, set())
+        self._restore([t for t in self._seed if t in changed])
+
+    def _restore(self, tables: list[str]) -> None:
+        sql = ["BEGIN", "SET LOCAL synchronous_commit = off"]  # a lab's scratch data
+        if tables:
+            sql += ["TRUNCATE " + ", ".join(f'public."{t}"' for t in tables)]
+            sql += [f'INSERT INTO public."{t}" SELECT * FROM lab_seed."{t}"' for t in tables]
+        sql += self._setvals + ["SELECT pg_current_xact_id()::xid::text", "COMMIT"]
+        with self._resetter.driver_connection.cursor() as cur:
+            cur.execute("; ".join(sql))
+            while cur.description is None or cur.description[0].name != "pg_current_xact_id":
+                cur.nextset()
+            xid = cur.fetchone()[0]
+        self._xids.update(dict.fromkeys(tables, xid))
+
     @staticmethod
     def backend_pid(conn: Connection) -> int:
-        return conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+        return int(conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one())
 
     def monitor(self) -> PostgresMonitor:
         return PostgresMonitor(self)
 
     def close(self) -> None:
         """Drop the run's database, terminating any session still connected to it."""
+        if self._resetter is not None:
+            self._resetter.close()
         self.engine.dispose()
         with self._admin.connect() as conn:
             conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
@@ -179,6 +247,32 @@ class PostgresMonitor:
 
     def close(self) -> None:
         self._raw.close()
+
+
+def _dependents(conn, tables: list[str]) -> dict[str, set[str]]:
+    """For each table, every table whose foreign keys reach it (TRUNCATE needs them too)."""
+    edges = conn.exec_driver_sql(
+        "SELECT confrelid::regclass::text, conrelid::regclass::text FROM pg_constraint"
+        " WHERE contype = 'f' AND connamespace = 'public'::regnamespace").all()
+    found: dict[str, set[str]] = {t: set() for t in tables}
+    changed = True
+    while changed:
+        changed = False
+        for parent, child in edges:
+            parent, child = parent.strip('"'), child.strip('"')
+            for t, deps in found.items():
+                if (parent == t or parent in deps) and child not in deps:
+                    deps.add(child)
+                    changed = True
+    return found
+
+
+def _load_values_as_text(conn: psycopg.Connection) -> None:
+    """Every value as the server's text output, as psql and isolationtester print it."""
+    for info in postgres_types:
+        for oid in (info.oid, info.array_oid):
+            if oid:
+                conn.adapters.register_loader(oid, TextLoader)
 
 
 def prune_stale_run_databases(url: str) -> None:

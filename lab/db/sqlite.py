@@ -19,6 +19,7 @@ import psutil
 from sqlalchemy import Connection, create_engine, event
 from sqlalchemy.pool import NullPool
 
+from .. import models
 from . import seeded
 from .embedded import home
 from .sqlite_busy import BusyWatch, Epoch
@@ -104,8 +105,31 @@ class SqliteRunDatabase:
         watch.install(dbapi_conn, self.path)
         self._watches[id(dbapi_conn)] = watch
 
-    def open_connection(self, isolation: str | None) -> Connection:
-        return self.engine.connect()  # SQLite always runs transactions serializably
+    def open_connection(self, isolation: str | None, *, raw_sql: bool = False) -> Connection:
+        """SQLite always runs transactions serializably; `isolation` changes nothing.
+        Spec-file SQL goes straight to sqlite3, which is in autocommit mode already."""
+        return self.engine.connect()
+
+    # -- many runs on one database (the explorer) -----------------------------------------
+    def snapshot(self) -> None:
+        """Nothing to copy: the seeded base file is the snapshot."""
+
+    def reset(self) -> None:
+        """Put the seeded rows back from the base file, in one transaction (under 1 ms).
+
+        The sessions keep their connections, so the file cannot simply be copied again.
+        """
+        with contextlib.closing(sqlite3.connect(self.path, isolation_level=None)) as raw:
+            raw.execute("ATTACH DATABASE ? AS seed", (str(_base_file()),))
+            tables = [t for (t,) in raw.execute(
+                "SELECT name FROM seed.sqlite_master WHERE type = 'table'")]
+            order = [t.name for t in models.Base.metadata.sorted_tables if t.name in tables]
+            raw.execute("BEGIN IMMEDIATE")
+            for t in reversed(order):
+                raw.execute(f'DELETE FROM main."{t}"')
+            for t in order:
+                raw.execute(f'INSERT INTO main."{t}" SELECT * FROM seed."{t}"')
+            raw.execute("COMMIT")
 
     def watch_of(self, conn: Connection) -> BusyWatch:
         return self._watches[id(conn.connection.dbapi_connection)]

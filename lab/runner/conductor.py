@@ -13,21 +13,22 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import threading
+import sqlite3
 import time
 import weakref
 from collections.abc import Iterable
 
-from sqlalchemy import text
-from sqlalchemy.orm import Session
+from psycopg import pq
 
-from ..db import RunDatabase, Target, open_run_database, resolve
+from ..db import RunDatabase, Target, resolve
 from ..db.postgres import DEADLOCK_TIMEOUT_MS
 from ..errors import PermutationError, RunFailed
 from .result import Events, RunResult
-from .scenario import Scenario, Step, Variant, normalize_isolation
+from .scenario import (Scenario, Step, Variant, format_entry, normalize_isolation,
+                       split_permutation)
 from .trace import Event, EventKind
-from .worker import Job, SessionWorker
+from .stage import Stage
+from .worker import Job, SessionWorker, execute
 
 DEFAULT_TIMEOUT_S = 5.0
 POLL_S = 0.0002  # how often a wait is looked at; never decides an order
@@ -48,39 +49,40 @@ class Run:
 
     def __init__(self, scenario: Scenario, case: str | None = None, *,
                  isolation: str | None = None, db: Target | str | None = None,
-                 timeout: float = DEFAULT_TIMEOUT_S, track_locks: bool = True):
+                 timeout: float = DEFAULT_TIMEOUT_S, track_locks: bool = True,
+                 stage: Stage | None = None):
+        """`stage`: play on an existing stage (the explorer's); it is reset, not closed."""
         self.scenario = scenario
         self.track_locks = track_locks
         self.variant: Variant = scenario.variant(case)
         self.isolation = normalize_isolation(isolation or self.variant.isolations[0])
-        self.target = db if isinstance(db, Target) else resolve(db)
+        self.target = stage.target if stage else db if isinstance(db, Target) else resolve(db)
         self.timeout = timeout
         self.events: list[Event] = []
         self._steps = self.variant.steps()
         self._played: list[str] = []
         self._next = {s: 0 for s in self.variant.sessions}
         self._waiting: dict[str, Job] = {}  # session -> its blocked step, in launch order
-        self._deadlock_ms: dict[str, int | None] = {}
+        self._deadlock_ms: dict[str, int | None] = {s: DEADLOCK_TIMEOUT_MS
+                                                    for s in self.variant.sessions}
         self._commits = 0
-        self._changed = threading.Condition()
         self._t0 = time.monotonic()
         self._closed = False
-        self.db: RunDatabase | None = None
-        self.workers: dict[str, SessionWorker] = {}
-        self.monitor = None
+        self._owns_stage = stage is None
+        self.stage: Stage | None = stage
         _open_runs.add(self)
         try:
-            self.db = open_run_database(self.target)
+            if stage is None:
+                self.stage = Stage(self.target, list(self.variant.sessions), self.isolation,
+                                   timeout=timeout, raw_sql=scenario.raw_sql)
+            elif stage.used:
+                stage.reset()
+            self.stage.used = True
+            self.db: RunDatabase = self.stage.db
+            self.monitor = self.stage.monitor
+            self.workers: dict[str, SessionWorker] = self.stage.workers
+            self._changed = self.stage.changed
             self._setup()
-            self.monitor = self.db.monitor()
-            for name in self.variant.sessions:
-                worker = SessionWorker(name, self._opener(), self._changed)
-                self.workers[name] = worker
-                worker.call(lambda s, n=name: self._register(n, s), timeout)
-                self._deadlock_ms[name] = DEADLOCK_TIMEOUT_MS
-            for name, worker in self.workers.items():  # for steps that act on another session
-                worker.session.info["peers"] = {
-                    n: w.connection for n, w in self.workers.items() if n != name}
         except BaseException:
             self.close()
             raise
@@ -89,26 +91,36 @@ class Run:
     def _setup(self) -> None:
         """The run's database arrives seeded; the scenario's own setup goes on top."""
         if self.scenario.setup is not None:
-            with Session(self.db.engine) as session, session.begin():
-                self.scenario.setup(session)
+            self.stage.write(self.scenario.setup)
+        for name, action in self.variant.session_setup.items():
+            self._session_call(name, action)
 
-    def _register(self, name: str, session) -> None:
-        self.monitor.register(name, session.connection())
-        session.commit()
-
-    def _opener(self):
-        return lambda: self.db.open_connection(self.isolation)
+    def _session_call(self, session: str, action) -> None:
+        """A session's own setup or teardown (spec files): run, not traced, must succeed."""
+        out = self.workers[session].call(lambda s: execute(Step("(setup)", action), s),
+                                         self.timeout)
+        if out.code is not None:
+            raise RunFailed(f"session {session}'s setup/teardown failed: {out.code} {out.error}")
 
     # -- the engine -------------------------------------------------------------------
-    def step(self, name: str) -> Events:
-        """Play one step; return the events it produced (its own and any it released)."""
+    def step(self, entry: str) -> Events:
+        """Play one step; return the events it produced (its own and any it released).
+
+        `entry` is a step name, or with isolationtester's blocker marker: `name(*)`
+        (report it waiting until a later step), `name(other)` (report its completion
+        only once `other` has completed).
+        """
         self._check_open()
+        name, markers = (split_permutation(entry) or [("", ())])[0]
         st = self._steps.get(name)
         if st is None:
             raise PermutationError(f"unknown step {name!r}; steps are: {' '.join(self._steps)}")
+        if markers:
+            self.variant.parse_permutation(entry)  # checks the marker's step names
         expected = self.variant.sessions[st.session]
         index = self._next[st.session]
-        if index >= len(expected) or expected[index].name != name:
+        if not self.variant.free_order and (
+                index >= len(expected) or expected[index].name != name):
             want = expected[index].name if index < len(expected) else "nothing (it is done)"
             raise PermutationError(f"step {name!r} is out of order: session {st.session} plays"
                                    f" {want} next")
@@ -117,12 +129,21 @@ class Run:
             if st.session in self._waiting:
                 self._drain(st)
             self._next[st.session] += 1
-            self._played.append(name)
-            self._launch(st)
+            self._played.append(format_entry(name, markers))
+            self._launch(st, markers)
         except BaseException:
             self.close()
             raise
         return Events(self.events[start:])
+
+    def playable(self) -> list[str]:
+        """The next step of each session that can move now: not done, not waiting.
+
+        A step of a blocked session cannot start before its session is released, so
+        these are exactly the schedules that can really happen (the explorer's choices).
+        """
+        return [steps[self._next[s]].name for s, steps in self.variant.sessions.items()
+                if self._next[s] < len(steps) and s not in self._waiting]
 
     def play(self, permutation: str | Iterable[str] | None = None) -> RunResult:
         """Play a whole permutation (default: the case's own) and finish the run."""
@@ -135,13 +156,14 @@ class Run:
         finally:
             self.close()
 
-    def _launch(self, st: Step) -> None:
+    def _launch(self, st: Step, markers: tuple[str, ...] = ()) -> None:
         session = st.session
-        job = Job(st, before=self._deadlock_stagger(session))
+        job = Job(st, before=self._deadlock_stagger(session), markers=markers,
+                  launched_as=len(self._played))
         self._emit("launch", st, st.note_for(self.db.kind))
         self.monitor.launching(session)
         self.workers[session].submit(job)
-        blockers = self._await(job)
+        blockers = self._await(job) or self._held_by(job)
         if blockers:
             self._waiting[session] = job
             self._emit("wait", st, blockers=blockers)
@@ -186,11 +208,33 @@ class Run:
                 raise self._stuck("is still running")
             with self._changed:
                 self._changed.wait(POLL_S)
-        for session, job in list(self._waiting.items()):
-            if job.done.is_set():
-                del self._waiting[session]
-                self._emit("complete", job.step, "<... completed>", wall=job.finished)
-                self._complete(job, resumed=True)
+        self._report_finished()
+
+    def _report_finished(self, force: bool = False) -> None:
+        """Record finished waiters in launch order; a marked step once its marker allows."""
+        again = True
+        while again:
+            again = False
+            for session, job in list(self._waiting.items()):
+                if job.done.is_set() and (force or not self._held_by(job)):
+                    del self._waiting[session]
+                    self._emit("complete", job.step, "<... completed>", wall=job.finished)
+                    self._complete(job, resumed=True)
+                    again = again or job.step.name in self._marker_steps()
+
+    def _marker_steps(self) -> set[str]:
+        return {m for job in self._waiting.values() for m in job.markers}
+
+    def _held_by(self, job: Job) -> tuple[str, ...]:
+        """What a blocker marker still holds this step's completion for (isolationtester).
+
+        `(*)`: until a later step has been launched; `(other)`: while `other` is active,
+        that is, launched and not yet reported complete.
+        """
+        if "*" in job.markers and len(self._played) <= job.launched_as:
+            return ("marked (*)",)
+        active = {j.step.name: s for s, j in self._waiting.items() if j is not job}
+        return tuple(sorted({active[m] for m in job.markers if m in active}))
 
     def _finished_waiters(self) -> set[str]:
         return {s for s, job in self._waiting.items() if job.done.is_set()}
@@ -217,6 +261,8 @@ class Run:
             raise self._stuck(f"must finish before {st.name} can start", only=st.session)
         self._bump()
         self._settle()
+        if st.session in self._waiting:  # finished, but a marker held its report back
+            self._report_finished(force=True)
 
     def _stuck(self, why: str, only: str | None = None) -> RunFailed:
         sessions = [only] if only else [s for s, j in self._waiting.items() if not j.done.is_set()]
@@ -232,20 +278,23 @@ class Run:
         out, st = job.outcome, job.step
         if out.code is not None:
             self._emit("error", st, out.error, code=out.code, wall=job.finished)
-            self._emit("rollback", st, "ROLLBACK (after the error)", wall=job.finished)
-        elif out.ended_transaction == "commit":
-            self._commits += 1
-            self._emit("commit", st, f"COMMIT #{self._commits}", commit_no=self._commits,
-                       wall=job.finished)
-        elif out.ended_transaction == "rollback":
-            self._emit("rollback", st, "ROLLBACK", wall=job.finished)
+            if out.ended_transaction == "rollback":  # (a spec's error leaves it aborted)
+                self._emit("rollback", st, "ROLLBACK (after the error)", wall=job.finished)
         elif out.skipped:
             self._emit("skip", st, out.text, wall=job.finished)
         else:
-            if not resumed or out.text:
-                self._emit("complete", st, out.text, wall=job.finished)
-            for lock in self.monitor.new_locks(st.session) if self.track_locks else ():
-                self._emit("lock", st, lock, wall=job.finished)
+            if out.ended_transaction is None or out.results:
+                if not resumed or out.text or out.results:
+                    self._emit("complete", st, out.text, results=out.results,
+                               wall=job.finished)
+                for lock in self.monitor.new_locks(st.session) if self.track_locks else ():
+                    self._emit("lock", st, lock, wall=job.finished)
+            if out.ended_transaction == "commit":
+                self._commits += 1
+                self._emit("commit", st, f"COMMIT #{self._commits}", commit_no=self._commits,
+                           wall=job.finished)
+            elif out.ended_transaction == "rollback":
+                self._emit("rollback", st, "ROLLBACK", wall=job.finished)
         if out.ended_transaction:
             self.monitor.forget_locks(st.session)
             if out.ended_transaction == "rollback":
@@ -272,26 +321,31 @@ class Run:
 
     def _emit(self, kind: EventKind, st: Step, detail: str = "", *,
               blockers: tuple[str, ...] = (), code: str | None = None,
-              commit_no: int | None = None, wall: float | None = None) -> None:
+              commit_no: int | None = None, results: tuple = (),
+              wall: float | None = None) -> None:
         moment = (wall if wall is not None else time.monotonic()) - self._t0
         self.events.append(Event(len(self.events) + 1, kind, st.session, st.name, detail,
-                                 blockers, code, commit_no, moment * 1000))
+                                 blockers, code, commit_no, results, moment * 1000))
 
     # -- the end ------------------------------------------------------------------------
     def finish(self) -> RunResult:
-        """Wait for steps still blocked, end open transactions, read the final state."""
+        """End the run: roll back what idle sessions left open, which may release steps
+        still blocked; wait for those; then read the final state."""
         self._check_open()
         try:
+            self._end_open_transactions()
             for session, job in list(self._waiting.items()):
                 if not job.done.wait(self.timeout):
                     raise self._stuck("never finished: the permutation ended", only=session)
                 self._bump()
                 self._settle()
-            for name, worker in self.workers.items():
-                if worker.call(_end_open_transaction, self.timeout):
-                    self._emit("rollback", Step("(end)", "", session=name),
-                               "ROLLBACK (transaction left open at the end of the run)")
-            tables = self._read_final_state()
+            self._report_finished(force=True)
+            self._end_open_transactions()
+            for name, action in self.variant.session_teardown.items():
+                self._session_call(name, action)
+            tables = self.stage.read(self.scenario.final_state)
+            if self.scenario.teardown is not None:
+                self.stage.write(self.scenario.teardown)
             result = RunResult(
                 scenario=self.scenario.name, case=self.variant.name, isolation=self.isolation,
                 backend=self.db.label, permutation=tuple(self._played),
@@ -304,26 +358,29 @@ class Run:
         finally:
             self.close()
 
+    def _end_open_transactions(self) -> None:
+        end = _end_raw_transaction if self.scenario.raw_sql else _end_open_transaction
+        for name, worker in self.workers.items():
+            if name not in self._waiting and worker.call(end, self.timeout):
+                self._emit("rollback", Step("(end)", "", session=name),
+                           "ROLLBACK (transaction left open at the end of the run)")
+                self._bump()
+                self._settle()
+
     def _notes(self) -> list[str]:
         notes = list(self.db.notes)
+        if self.db.kind == "sqlite" and self.scenario.raw_sql:  # SQLAlchemy drops it; SQLite
+            notes = [n.replace("FOR UPDATE is dropped", "FOR UPDATE is a syntax error")
+                     for n in notes]  # itself rejects it
         if self.db.kind == "sqlite" and self.isolation != "serializable":
             notes.append(f"SQLite has no {self.isolation.upper()}: every SQLite transaction"
                          " is serializable")
         return notes
 
-    def _read_final_state(self) -> dict[str, tuple[dict, ...]]:
-        queries = self.scenario.final_state
-        if isinstance(queries, str):
-            queries = {"": queries}
-        with self.db.engine.connect() as conn:
-            tables = {name: tuple(dict(r) for r in conn.execute(text(sql)).mappings())
-                      for name, sql in queries.items()}
-            conn.rollback()
-        return tables
-
     def replay_hint(self) -> str:
-        parts = ["python -m lab run", self.scenario.name, "--case", self.variant.name,
-                 "--isolation", f"'{self.isolation}'", "--permutation",
+        parts = ["python -m lab run"] + ([self.scenario.source] if self.scenario.source else
+                                         [self.scenario.name, "--case", self.variant.name])
+        parts += ["--isolation", f"'{self.isolation}'", "--permutation",
                  "'" + " ".join(self._played or self.variant.parse_permutation()) + "'"]
         if self.target.kind != "embedded":
             parts += ["--db", f"'{self.target.label}'" if self.target.kind != "sqlite"
@@ -335,32 +392,27 @@ class Run:
             raise RunFailed("this run is closed; start a new one")
 
     def close(self) -> None:
-        """Release everything: threads, connections, the run's database. Idempotent."""
+        """Release everything: threads, connections, the run's database. Idempotent.
+
+        A borrowed stage stays open for the next run, unless this run left a step
+        unfinished: then nothing on it can be trusted, and it is closed too.
+        """
         if self._closed:
             return
         self._closed = True
         _open_runs.discard(self)
-        for worker in self.workers.values():
-            worker.stop()
-        if self.db is not None and self.db.kind == "sqlite":
-            self.db.epoch.close()  # blocked busy handlers give up at once
-        if self.monitor is not None:
-            with contextlib.suppress(Exception):
-                self.monitor.close()
-        if self.db is not None:
-            try:
-                self.db.close()  # PostgreSQL: DROP DATABASE ... WITH (FORCE) ends blocked sessions
-            finally:
-                for worker in self.workers.values():
-                    worker.thread.join(self.timeout)
+        if self.stage is None:
+            return
+        if self._owns_stage or any(not j.done.is_set() for j in self._waiting.values()):
+            self.stage.close()
 
     def __repr__(self) -> str:
         """What a notebook shows for a fresh run: the cast and the script."""
         lines = [f"{self.scenario.name} / {self.variant.name} / {self.isolation.upper()} / "
-                 f"{self.db.label if self.db else self.target.label}"]
+                 f"{self.db.label}"]
         for session, steps in self.variant.sessions.items():
             lines.append(f"session {session}:")
-            kind = self.db.kind if self.db else "postgresql"
+            kind = self.db.kind
             width = max(len(s.name) for steps_ in self.variant.sessions.values()
                         for s in steps_)
             lines += [f"  {s.name:<{width}}  {s.note_for(kind)}" for s in steps]
@@ -372,6 +424,18 @@ class Run:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _end_raw_transaction(session) -> bool:
+    """A spec session (autocommit, psql-like): roll back what its steps left open."""
+    dbapi = session.bind.connection.dbapi_connection
+    if isinstance(dbapi, sqlite3.Connection):
+        is_open = dbapi.in_transaction
+    else:
+        is_open = dbapi.info.transaction_status != pq.TransactionStatus.IDLE
+    if is_open:
+        dbapi.execute("ROLLBACK")
+    return is_open
 
 
 def _end_open_transaction(session) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from .psql import aligned_table
 from .trace import Event, Verdict, render_rows
 
 
@@ -26,7 +27,7 @@ class RunResult:
     @property
     def final(self) -> tuple[dict[str, Any], ...]:
         """The rows of the scenario's (first) final-state query."""
-        return next(iter(self.tables.values()))
+        return next(iter(self.tables.values()), ())
 
     def waits(self) -> list[tuple[str, tuple[str, ...]]]:
         """(step, blockers) for every step that was seen waiting, in order."""
@@ -95,6 +96,9 @@ def render_events(events: tuple[Event, ...] | list[Event]) -> list[str]:
             lines.append(f"  lock: {e.detail}")
         elif e.step == "(end)":
             lines.append(f"[{e.session}] {e.detail}")
+        elif e.results:  # a spec step's result sets, as psql prints them
+            lines += [f"    {t}".rstrip() for rs in e.results
+                      for t in aligned_table(rs.columns, rs.rows)[:-1]]
         elif e.detail:
             lines.append(f"  -> {e.detail}")
     return lines

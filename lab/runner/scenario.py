@@ -7,6 +7,7 @@ a note that says, Hermitage style, what it expects: "B: blocks until A commits".
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -24,7 +25,16 @@ ROLLBACK = "ROLLBACK"
 
 ISOLATION_LEVELS = ("read committed", "repeatable read", "serializable")
 
-Action = str | Callable[[Session], Any]
+
+
+@dataclass(frozen=True)
+class RawSQL:
+    """A spec file's step: SQL sent as psql sends it, in autocommit, BEGIN and COMMIT included."""
+
+    text: str
+
+
+Action = str | RawSQL | Callable[[Session], Any]
 
 
 @dataclass(frozen=True)
@@ -53,6 +63,13 @@ class Variant:
     permutation: str
     invariant: Callable[[RunResult], Verdict]
     isolations: tuple[str, ...] = ("read committed",)
+    # spec files: SQL each session runs before its first step and after the run; not traced
+    session_setup: Mapping[str, Action] = field(default_factory=dict)
+    session_teardown: Mapping[str, Action] = field(default_factory=dict)
+    # spec files: as in isolationtester, a permutation may run a session's steps in any
+    # order, and a step more than once
+    free_order: bool = False
+    listed: tuple[str, ...] = ()  # spec files: every permutation line (`permutation`: the 1st)
 
     def steps(self) -> dict[str, Step]:
         found: dict[str, Step] = {}
@@ -64,12 +81,26 @@ class Variant:
         return found
 
     def parse_permutation(self, text: str | None = None) -> list[str]:
-        names = (text if text is not None else self.permutation).replace(",", " ").split()
+        """The permutation's entries, checked: `name`, or with isolationtester's blocker
+        markers `name(*)` / `name(other, ...)`."""
+        entries = split_permutation(text if text is not None else self.permutation)
         steps = self.steps()
-        unknown = [n for n in names if n not in steps]
-        if unknown:
-            raise PermutationError(
-                f"unknown step {unknown[0]!r} in permutation; steps are: {' '.join(steps)}")
+        for name, markers in entries:
+            if name not in steps:
+                raise PermutationError(
+                    f"unknown step {name!r} in permutation; steps are: {' '.join(steps)}")
+            for m in markers:
+                if m != "*" and m not in steps:
+                    raise PermutationError(f"unknown step {m!r} in the marker of {name!r}")
+                if m != "*" and steps[m].session == steps[name].session:
+                    raise PermutationError(f"step {name!r} cannot be blocked by {m!r}:"
+                                           " both are steps of session " + steps[m].session)
+        names = [n for n, _ in entries]
+        if not self.free_order:
+            self._check_order(names, steps)
+        return [format_entry(n, m) for n, m in entries]
+
+    def _check_order(self, names: list[str], steps: dict[str, Step]) -> None:
         seen = [n for i, n in enumerate(names) if n in names[:i]]
         if seen:
             raise PermutationError(f"step {seen[0]!r} appears twice in the permutation")
@@ -80,7 +111,34 @@ class Variant:
                 raise PermutationError(
                     f"permutation runs session {session}'s steps as {' '.join(order)};"
                     f" they must keep their order: {' '.join(s.name for s in session_steps)}")
-        return names
+
+
+_ENTRY = re.compile(r'\s*("(?:[^"]|"")+"|[^\s,()"]+)(?:\s*\(([^()]*)\))?\s*,?')
+
+
+def _unquote(name: str) -> str:
+    return name[1:-1].replace('""', '"') if name.startswith('"') else name
+
+
+def split_permutation(text: str) -> list[tuple[str, tuple[str, ...]]]:
+    """'a b(*) c(a, b)' -> [('a', ()), ('b', ('*',)), ('c', ('a', 'b'))]."""
+    entries, pos, text = [], 0, text.strip()
+    while pos < len(text):
+        m = _ENTRY.match(text, pos)
+        if m is None or m.end() == pos:
+            raise PermutationError(f"cannot read the permutation at {text[pos:pos + 20]!r}")
+        markers = tuple(_unquote(x.strip()) for x in (m.group(2) or "").split(",") if x.strip())
+        if m.group(2) is not None and not markers:
+            raise PermutationError(f"empty blocker marker after {m.group(1)!r}")
+        entries.append((_unquote(m.group(1)), markers))
+        pos = m.end()
+    return entries
+
+
+def format_entry(name: str, markers: tuple[str, ...] = ()) -> str:
+    def q(n: str) -> str:
+        return n if re.fullmatch(r"[^\s,()\"]+", n) else '"' + n.replace('"', '""') + '"'
+    return q(name) + (f"({', '.join(q(m) for m in markers)})" if markers else "")
 
 
 @dataclass(frozen=True)
@@ -93,7 +151,9 @@ class Scenario:
     # SQL whose rows are the final state the verdict reads; several as {"label": SQL}
     final_state: str | Mapping[str, str]
     variants: tuple[Variant, ...]
-    tags: tuple[str, ...] = field(default=())
+    source: str = ""  # spec files: the path, which replay lines name instead of a case
+    teardown: Callable[[Session], None] | None = None  # spec files: after the final state
+    raw_sql: bool = False  # spec files: sessions run SQL text in autocommit, as psql does
 
     def variant(self, name: str | None) -> Variant:
         if name is None:

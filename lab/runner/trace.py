@@ -15,6 +15,14 @@ EventKind = Literal["launch", "wait", "complete", "skip", "error", "commit", "ro
 
 
 @dataclass(frozen=True)
+class ResultSet:
+    """One result of a spec step, values as the database's text (None for NULL)."""
+
+    columns: tuple[str, ...]
+    rows: tuple[tuple[str | None, ...], ...]
+
+
+@dataclass(frozen=True)
 class Outcome:
     """What a finished step produced: a description of rows/rowcount, or an error."""
 
@@ -25,6 +33,7 @@ class Outcome:
     error: str | None = None
     ended_transaction: Literal["commit", "rollback"] | None = None
     skipped: bool = False
+    results: tuple[ResultSet, ...] = ()  # spec steps: every result set, for psql tables
 
 
 @dataclass(frozen=True)
@@ -37,6 +46,7 @@ class Event:
     blockers: tuple[str, ...] = ()
     code: str | None = None
     commit_no: int | None = None
+    results: tuple[ResultSet, ...] = ()
     wall_ms: float = field(default=0.0, compare=False)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import queue
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -20,7 +21,8 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from ..errors import DomainError, RunFailed
-from .scenario import COMMIT, ROLLBACK, Step
+from .raw_sql import execute_raw
+from .scenario import COMMIT, ROLLBACK, RawSQL, Step
 from .trace import Outcome, describe
 
 CONNECT_TIMEOUT_S = 15.0
@@ -32,6 +34,8 @@ class Job:
 
     step: Step
     before: Callable[[Connection], None] | None = None
+    markers: tuple[str, ...] = ()  # isolationtester blocker markers: "*" or step names
+    launched_as: int = 0  # how many steps had been launched, this one included
     done: threading.Event = field(default_factory=threading.Event)
     outcome: Outcome | None = None
     crash: BaseException | None = None
@@ -60,6 +64,8 @@ def execute(step: Step, session: Session,
     `before` runs first on the session's connection (the conductor's deadlock-timeout
     setting), except for COMMIT/ROLLBACK, which must not open a transaction of their own.
     """
+    if isinstance(step.action, RawSQL):
+        return execute_raw(step.action.text, session.bind, before)
     aborted = session.info.get("rolled_back_after_error")
     if aborted and step.action in (COMMIT, ROLLBACK):
         del session.info["rolled_back_after_error"]
@@ -93,10 +99,19 @@ def execute(step: Step, session: Session,
             raise
         with contextlib.suppress(Exception):
             session.rollback()
+        _really_roll_back(session)
         session.info["last_error"] = known[0]  # what an application's except-block sees
         if step.action not in (COMMIT, ROLLBACK):  # a failed COMMIT already ended it
             session.info["rolled_back_after_error"] = known[0]
         return Outcome(code=known[0], error=known[1], ended_transaction="rollback")
+
+
+def _really_roll_back(session: Session) -> None:
+    """SQLite: a COMMIT refused with SQLITE_BUSY leaves the transaction open, and its
+    locks held, though SQLAlchemy has given up on it; end it, as the trace says."""
+    dbapi = session.bind.connection.dbapi_connection
+    if isinstance(dbapi, sqlite3.Connection) and dbapi.in_transaction:
+        dbapi.rollback()
 
 
 class SessionWorker:

@@ -1,0 +1,186 @@
+"""The explorer: every feasible interleaving of a case, classified by its invariant.
+
+Feasible means what can really happen: a session whose step is blocked cannot start its
+next step, so the explorer never chooses it until it is released. The schedules are
+visited depth first, session order first (isolationtester's order), and each is played
+from the start on one reused stage whose data is reset between runs. The conductor is
+deterministic, so the same prefix always reaches the same state and the same choices.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from .db import RunDatabase, Target
+from .errors import ConflictError, LabError
+from .runner import DEFAULT_TIMEOUT_S, Run, RunResult, Scenario
+from .runner.stage import Stage
+
+OUTCOMES = ("fine", "blocked, then fine", "aborted", "deadlock", "anomaly", "stuck")
+
+
+@dataclass(frozen=True)
+class Interleaving:
+    permutation: tuple[str, ...]
+    outcome: str  # one of OUTCOMES
+    detail: str  # the anomaly, the SQLSTATEs, or why it got stuck
+    replay: str
+
+
+@dataclass
+class Exploration:
+    scenario: str
+    case: str
+    isolation: str
+    backend: str
+    orderings: int  # all orders that keep each session's steps in order
+    interleavings: list[Interleaving] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def count(self, outcome: str) -> int:
+        return sum(1 for i in self.interleavings if i.outcome == outcome)
+
+    @property
+    def anomalies(self) -> list[Interleaving]:
+        return [i for i in self.interleavings if i.outcome == "anomaly"]
+
+    def __repr__(self) -> str:  # a notebook shows the summary
+        return summary([self]).rstrip("\n")
+
+
+def orderings(session_lengths: list[int]) -> int:
+    """(a+b+...)! / (a! b! ...): 20 for two sessions of three steps."""
+    total = math.factorial(sum(session_lengths))
+    for n in session_lengths:
+        total //= math.factorial(n)
+    return total
+
+
+def is_abort(code: str) -> bool:
+    """A database error (SQLSTATE, SQLITE_*) or a stale-save conflict (409) aborts the
+    transaction; a business rule saying no ("you are the last one on call") is the
+    invariant at work, and counts as fine."""
+    return bool(re.fullmatch(r"[0-9A-Z]{5}", code)) or code.startswith("SQLITE") \
+        or code in ("StaleDataError", ConflictError.code)
+
+
+def classify(result: RunResult) -> tuple[str, str]:
+    if result.verdict is not None and result.verdict.outcome == "anomaly":
+        return "anomaly", result.verdict.text
+    codes = sorted({c for c in result.errors().values() if is_abort(c)})
+    if "40P01" in codes:
+        return "deadlock", ", ".join(codes)
+    if codes:
+        return "aborted", ", ".join(codes)
+    return ("blocked, then fine" if result.waits() else "fine"), ""
+
+
+def explore(scenario: Scenario, case: str | None, isolation: str, target: Target, *,
+            timeout: float = DEFAULT_TIMEOUT_S,
+            progress: Callable[[Exploration], None] | None = None,
+            on_result: Callable[[RunResult], None] | None = None,
+            db: RunDatabase | None = None) -> Exploration:
+    """Play every feasible interleaving of one case at one isolation level on one backend.
+
+    `on_result` sees each finished run (the spec runner prints them as they come).
+    `db`: a database from `shared_database`, to share across explorations.
+    """
+    variant = scenario.variant(case)
+    lengths = [len(steps) for steps in variant.sessions.values()]
+    found = Exploration(scenario.name, variant.name, isolation, "", orderings(lengths))
+    started = time.monotonic()
+    stage: Stage | None = None
+    todo: list[tuple[str, ...]] = [()]  # prefixes still to play, deepest choice on top
+    try:
+        while todo:
+            prefix = todo.pop()
+            if stage is None or stage.db is None:  # (a stuck run closes the stage it used)
+                stage = Stage(target, list(variant.sessions), isolation, timeout=timeout,
+                              raw_sql=scenario.raw_sql, reusable=True, db=db)
+            run = Run(scenario, variant.name, isolation=isolation, stage=stage,
+                      timeout=timeout, track_locks=False)
+            found.backend = run.db.label
+            try:
+                for name in prefix:
+                    run.step(name)
+                while choices := run.playable():
+                    todo += [prefix + (c,) for c in reversed(choices[1:])]
+                    prefix += (choices[0],)
+                    run.step(choices[0])
+                result = run.finish()
+                if on_result is not None:
+                    on_result(result)
+                outcome, detail = classify(result)
+                found.interleavings.append(
+                    Interleaving(result.permutation, outcome, detail, result.replay))
+            except LabError as exc:
+                found.interleavings.append(
+                    Interleaving(prefix, "stuck", str(exc), run.replay_hint()))
+            finally:
+                run.close()
+            found.seconds = time.monotonic() - started
+            if progress is not None:
+                progress(found)
+    finally:
+        if stage is not None:
+            stage.close()
+    return found
+
+
+class ProgressBar:
+    """A one-line bar on stderr, for a terminal only: logs and tests get none."""
+
+    def __init__(self, label: str, stream=sys.stderr):
+        self.label = label
+        self.stream = stream
+        self.on = stream.isatty()
+
+    def __call__(self, found: Exploration) -> None:
+        if not self.on:
+            return
+        done, most = len(found.interleavings), found.orderings
+        filled = int(30 * done / most) if most else 30
+        rate = done / found.seconds if found.seconds else 0.0
+        self.stream.write(f"\r{self.label} [{'#' * filled}{'.' * (30 - filled)}] {done}"
+                          f" of at most {most} ({rate:.0f}/s)\x1b[K")
+        self.stream.flush()
+
+    def done(self) -> None:
+        if self.on:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
+
+
+def summary(explorations: list[Exploration]) -> str:
+    """The table and every anomaly's replay line; no timings, so runs diff clean."""
+    if not explorations:
+        return ""
+    first = explorations[0]
+    lines = [f"{first.scenario} / {first.case}: {first.orderings} orderings of the steps;"
+             " 'feasible' counts those that can happen (a blocked session waits)",
+             "(aborted: a database error or a 409 rolled a transaction back; a business rule"
+             " saying no counts as fine)", ""]
+    cols = ["backend", "isolation", "feasible", *OUTCOMES]
+    rows = [[e.backend, e.isolation, str(len(e.interleavings)),
+             *(str(e.count(o)) for o in OUTCOMES)] for e in explorations]
+    widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(cols)]
+    lines.append("  ".join(c.ljust(w) if i < 2 else c.rjust(w)
+                           for i, (c, w) in enumerate(zip(cols, widths))))
+    for r in rows:
+        lines.append("  ".join(v.ljust(w) if i < 2 else v.rjust(w)
+                               for i, (v, w) in enumerate(zip(r, widths))))
+    for e in explorations:
+        odd = [i for i in e.interleavings if i.outcome in ("anomaly", "stuck")]
+        if odd:
+            kinds = Counter(i.outcome for i in odd)
+            lines += ["", f"{e.backend} / {e.isolation.upper()}: "
+                      + ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))]
+            for i in odd:
+                lines += [f"  {i.outcome}: {i.detail}", f"    {i.replay}"]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,185 @@
+"""The anomaly matrix: the explorer over the catalog, Hermitage style.
+
+Rows are races labelled with the anomaly they show (and the fixes meant to stop them);
+columns are isolation level x backend; a cell says whether *any* feasible interleaving
+broke the invariant, and how the others were kept safe. Nothing here is typed in: every
+cell comes from playing every interleaving on a real database.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from matplotlib.colors import LinearSegmentedColormap
+from matplotlib.figure import Figure
+
+from .db import Target
+from .explorer import Exploration, explore
+from .runner import ISOLATION_LEVELS
+from .runner.stage import shared_database
+from .scenarios import get
+
+SHORT = {"read committed": "RC", "repeatable read": "RR", "serializable": "SER"}
+
+
+@dataclass(frozen=True)
+class Row:
+    label: str  # the anomaly, in Hermitage's words where it has one
+    scenario: str
+    case: str
+    fix: bool = False  # a fix's row: does it hold at this level?
+
+
+ROWS = (
+    Row("lost update (P4)", "concurrent-edit", "whole-object-save"),
+    Row("read skew (G-single)", "coverage-report-read-skew", "two-reads"),
+    Row("dirty read of half a swap (G1)", "read-during-write", "report"),
+    Row("write skew (G2-item)", "on-call-write-skew", "check-then-act"),
+    Row("phantom (G2)", "block-capacity-phantom", "count-then-insert"),
+    Row("write skew across tables (G2)", "supervision-ratio", "check-then-act"),
+    Row("swap left 'approved' by a raw error (app)", "swap-race", "naive"),
+    Row("double booking as a raw 500 (app)", "double-booking", "raw-error"),
+    Row("fix: version check (409)", "concurrent-edit", "version-check", fix=True),
+    Row("fix: lock the call night", "on-call-write-skew", "lock-coverage-row", fix=True),
+    Row("fix: lock the block (capacity)", "block-capacity-phantom", "lock-block-row", fix=True),
+    Row("fix: lock the block (supervision)", "supervision-ratio", "lock-block-row", fix=True),
+)
+
+
+@dataclass(frozen=True)
+class Cell:
+    row: Row
+    isolation: str
+    backend: str
+    exploration: Exploration
+
+    @property
+    def anomalies(self) -> int:
+        return len(self.exploration.anomalies)
+
+    @property
+    def feasible(self) -> int:
+        return len(self.exploration.interleavings)
+
+    @property
+    def verdict(self) -> str:
+        e = self.exploration
+        if self.anomalies:
+            return f"possible ({self.anomalies} of {self.feasible})"
+        if e.count("stuck"):
+            return f"stuck ({e.count('stuck')} of {self.feasible})"
+        if e.count("aborted") or e.count("deadlock"):
+            return "prevented by abort"
+        if e.count("blocked, then fine"):
+            return "prevented by waiting"
+        return "prevented"
+
+
+@dataclass
+class Matrix:
+    rows: tuple[Row, ...]
+    columns: list[tuple[str, str]]  # (backend label, isolation)
+    cells: dict[tuple[str, str, str], Cell]  # (row label, backend, isolation)
+
+    def cell(self, row: Row, backend: str, isolation: str) -> Cell:
+        return self.cells[(row.label, backend, isolation)]
+
+    @property
+    def runs(self) -> int:
+        return sum(c.feasible for c in self.cells.values())
+
+    def markdown(self) -> str:
+        head = ["Race (scenario / case)"] + [f"{_short_backend(b)} {SHORT[i]}"
+                                             for b, i in self.columns]
+        lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for row in self.rows:
+            cells = [self.cell(row, b, i).verdict for b, i in self.columns]
+            cells = [f"**{c}**" if c.startswith("possible") else c for c in cells]
+            lines.append(f"| {row.label}<br><small>{row.scenario} / {row.case}</small> | "
+                         + " | ".join(cells) + " |")
+        backends = sorted({b for b, _ in self.columns})
+        lines += ["", f"{self.runs} interleavings played on {', '.join(backends)}."]
+        return "\n".join(lines) + "\n"
+
+    def __repr__(self) -> str:  # notebooks: the table as text...
+        return self.markdown().rstrip("\n")
+
+    def _repr_markdown_(self) -> str:  # ...or rendered, where the front end can
+        return self.markdown()
+
+    def heatmap(self) -> Figure:
+        """Share of interleavings that broke the invariant; prevented cells say how."""
+        n_rows, n_cols = len(self.rows), len(self.columns)
+        fig = Figure(figsize=(2.2 + 1.25 * n_cols, 0.9 + 0.42 * n_rows), layout="constrained")
+        ax = fig.add_subplot()
+        share = [[self.cell(r, b, i).anomalies / max(self.cell(r, b, i).feasible, 1)
+                  for b, i in self.columns] for r in self.rows]
+        cmap = LinearSegmentedColormap.from_list("lab", ["#e8f3e8", "#f6c48f", "#c0392b"])
+        ax.imshow(share, cmap=cmap, vmin=0, vmax=1, aspect="auto")
+        for y, r in enumerate(self.rows):
+            for x, (b, i) in enumerate(self.columns):
+                c = self.cell(r, b, i)
+                text = (f"{c.anomalies}/{c.feasible}" if c.anomalies else
+                        c.verdict.replace("prevented by ", "").replace("prevented", "ok"))
+                ax.text(x, y, text, ha="center", va="center", fontsize=8,
+                        color="white" if share[y][x] > 0.6 else "black")
+        ax.set_xticks(range(n_cols), [f"{_short_backend(b)}\n{SHORT[i]}"
+                                      for b, i in self.columns], fontsize=8)
+        ax.set_yticks(range(n_rows), [r.label for r in self.rows], fontsize=8)
+        ax.xaxis.tick_top()
+        ax.tick_params(length=0)
+        ax.set_title("anomalous interleavings / feasible interleavings", fontsize=9)
+        return fig
+
+    def png(self) -> bytes:
+        buf = io.BytesIO()
+        self.heatmap().savefig(buf, format="png", dpi=110)
+        return buf.getvalue()
+
+    def page(self) -> str:
+        """The markdown table and the heatmap inlined, for the docs page."""
+        data = base64.b64encode(self.png()).decode()
+        return self.markdown() + f"\n![The anomaly matrix as a heatmap](data:image/png;base64,{data})\n"
+
+
+PAGE, PICTURE = "anomaly-matrix.md", "anomaly-matrix.png"
+
+
+def write(matrix: Matrix, folder: str) -> list[str]:
+    """The docs snippet (table + inlined heatmap) and the PNG, each replaced whole."""
+    os.makedirs(folder, exist_ok=True)
+    written = []
+    for name, data in ((PAGE, matrix.page().encode()), (PICTURE, matrix.png())):
+        path = os.path.join(folder, name)
+        with open(path + ".tmp", "wb") as f:
+            f.write(data)
+        os.replace(path + ".tmp", path)
+        written.append(path)
+    return written
+
+
+def _short_backend(label: str) -> str:
+    return "PG" if "PostgreSQL" in label else "SQLite"
+
+
+def build(targets: Sequence[Target], *, rows: Sequence[Row] = ROWS,
+          levels: Sequence[str] = ISOLATION_LEVELS,
+          progress: Callable[[str, Exploration], None] | None = None) -> Matrix:
+    cells: dict[tuple[str, str, str], Cell] = {}
+    columns: list[tuple[str, str]] = []
+    for target in targets:
+        with shared_database(target) as db:
+            for level in levels:
+                backend = ""
+                for row in rows:
+                    found = explore(get(row.scenario), row.case, level, target, db=db,
+                                    progress=(lambda e, r=row: progress(r.label, e))
+                                    if progress else None)
+                    backend = found.backend
+                    cells[(row.label, backend, level)] = Cell(row, level, backend, found)
+                columns.append((backend, level))
+    return Matrix(tuple(rows), columns, cells)

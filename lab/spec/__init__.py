@@ -1,0 +1,1 @@
+"""Spec files in PostgreSQL's isolationtester format: parse, run, print."""

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from .errors import LabError, UsageError
 
@@ -49,6 +50,8 @@ def _parser() -> argparse.ArgumentParser:
                          " postgresql (= embedded), sqlite, sqlite-wal, a postgresql:// URL")
     explore.add_argument("--timeout", type=float, default=None,
                          help="seconds any one wait may last (default 5)")
+    explore.add_argument("--limit", type=int, default=None, metavar="N",
+                         help="stop each exploration after N interleavings")
     matrix = sub.add_parser("matrix", help="explore the whole catalog: the anomaly matrix"
                             " (markdown + heatmap PNG)")
     matrix.add_argument("--db", default="postgresql,sqlite",
@@ -89,6 +92,10 @@ def _list(_args: argparse.Namespace) -> int:
         print(f"{s.name:<{width}}  [{s.frame}]  {s.summary}")
         for v in s.variants:
             print(f"{'':<{width}}    case {v.name}: {v.summary}")
+    specs = sorted((Path(__file__).resolve().parents[1] / "specs").glob("*.spec"))
+    if specs:
+        print("\nspec files (python -m lab run specs/NAME.spec):",
+              " ".join(p.name for p in specs))
     return 0
 
 
@@ -224,6 +231,8 @@ def _explore(args: argparse.Namespace) -> int:
         levels = [normalize_isolation(x) for x in args.isolation.split(",")] \
             if args.isolation else None
     timeout = _timeout(args)
+    if args.limit is not None and args.limit < 1:
+        raise UsageError(f"--limit must be a positive number of interleavings, not {args.limit}")
     variants = [scenario.variant(args.case)] if args.case else list(scenario.variants)
     found: dict[str, list] = {v.name: [] for v in variants}
     started = time.monotonic()
@@ -233,7 +242,8 @@ def _explore(args: argparse.Namespace) -> int:
                 for level in levels or list(variant.isolations):
                     bar = ProgressBar(f"{variant.name} / {level} / {target.label}")
                     found[variant.name].append(explore(scenario, variant.name, level, target,
-                                                       timeout=timeout, progress=bar, db=db))
+                                                       timeout=timeout, progress=bar, db=db,
+                                                       limit=args.limit))
                     bar.done()
     print("\n".join(summary(f) for f in found.values()), end="", flush=True)
     runs = sum(len(e.interleavings) for f in found.values() for e in f)

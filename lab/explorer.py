@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from .db import RunDatabase, Target
 from .errors import ConflictError, LabError
 from .runner import DEFAULT_TIMEOUT_S, Run, RunResult, Scenario
+from .runner.conductor import QUEUED_NOTE
 from .runner.stage import Stage
 
 OUTCOMES = ("fine", "blocked, then fine", "aborted", "deadlock", "anomaly", "stuck")
@@ -31,6 +32,7 @@ class Interleaving:
     outcome: str  # one of OUTCOMES
     detail: str  # the anomaly, the SQLSTATEs, or why it got stuck
     replay: str
+    queued: bool = False  # two sessions queued for one lock: PostgreSQL picks the winner
 
 
 @dataclass
@@ -41,6 +43,7 @@ class Exploration:
     backend: str
     orderings: int  # all orders that keep each session's steps in order
     interleavings: list[Interleaving] = field(default_factory=list)
+    complete: bool = True  # False when a limit stopped it early
     seconds: float = 0.0
 
     def count(self, outcome: str) -> int:
@@ -85,11 +88,12 @@ def explore(scenario: Scenario, case: str | None, isolation: str, target: Target
             timeout: float = DEFAULT_TIMEOUT_S,
             progress: Callable[[Exploration], None] | None = None,
             on_result: Callable[[RunResult], None] | None = None,
-            db: RunDatabase | None = None) -> Exploration:
+            db: RunDatabase | None = None, limit: int | None = None) -> Exploration:
     """Play every feasible interleaving of one case at one isolation level on one backend.
 
     `on_result` sees each finished run (the spec runner prints them as they come).
     `db`: a database from `shared_database`, to share across explorations.
+    `limit`: stop after that many interleavings (the first ones, in the same order).
     """
     variant = scenario.variant(case)
     lengths = [len(steps) for steps in variant.sessions.values()]
@@ -98,7 +102,7 @@ def explore(scenario: Scenario, case: str | None, isolation: str, target: Target
     stage: Stage | None = None
     todo: list[tuple[str, ...]] = [()]  # prefixes still to play, deepest choice on top
     try:
-        while todo:
+        while todo and (limit is None or len(found.interleavings) < limit):
             prefix = todo.pop()
             if stage is None or stage.db is None:  # (a stuck run closes the stage it used)
                 stage = Stage(target, list(variant.sessions), isolation, timeout=timeout,
@@ -117,8 +121,9 @@ def explore(scenario: Scenario, case: str | None, isolation: str, target: Target
                 if on_result is not None:
                     on_result(result)
                 outcome, detail = classify(result)
-                found.interleavings.append(
-                    Interleaving(result.permutation, outcome, detail, result.replay))
+                found.interleavings.append(Interleaving(
+                    result.permutation, outcome, detail, result.replay,
+                    queued=QUEUED_NOTE in result.notes))
             except LabError as exc:
                 found.interleavings.append(
                     Interleaving(prefix, "stuck", str(exc), run.replay_hint()))
@@ -127,6 +132,7 @@ def explore(scenario: Scenario, case: str | None, isolation: str, target: Target
             found.seconds = time.monotonic() - started
             if progress is not None:
                 progress(found)
+        found.complete = not todo
     finally:
         if stage is not None:
             stage.close()
@@ -166,8 +172,10 @@ def summary(explorations: list[Exploration]) -> str:
              " 'feasible' counts those that can happen (a blocked session waits)",
              "(aborted: a database error or a 409 rolled a transaction back; a business rule"
              " saying no counts as fine)", ""]
+    if not all(e.complete for e in explorations):
+        lines[-1:-1] = ["(+: stopped at --limit; more feasible interleavings remain)"]
     cols = ["backend", "isolation", "feasible", *OUTCOMES]
-    rows = [[e.backend, e.isolation, str(len(e.interleavings)),
+    rows = [[e.backend, e.isolation, str(len(e.interleavings)) + ("" if e.complete else "+"),
              *(str(e.count(o)) for o in OUTCOMES)] for e in explorations]
     widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(cols)]
     lines.append("  ".join(c.ljust(w) if i < 2 else c.rjust(w)
@@ -176,6 +184,11 @@ def summary(explorations: list[Exploration]) -> str:
         lines.append("  ".join(v.ljust(w) if i < 2 else v.rjust(w)
                                for i, (v, w) in enumerate(zip(r, widths))))
     for e in explorations:
+        queued = sum(i.queued for i in e.interleavings)
+        if queued:
+            lines += ["", f"{e.backend} / {e.isolation.upper()}: {queued} interleavings queue two"
+                      " sessions for one lock; PostgreSQL decides which goes first, so their"
+                      " outcomes may differ between runs"]
         odd = [i for i in e.interleavings if i.outcome in ("anomaly", "stuck")]
         if odd:
             kinds = Counter(i.outcome for i in odd)

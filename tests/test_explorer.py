@@ -152,3 +152,22 @@ def test_progress_bar_draws_only_on_a_terminal():
 
 def test_orderings_is_the_multinomial():
     assert orderings([3, 3]) == 20 and orderings([3, 3, 3]) == 1680 and orderings([7, 2]) == 36
+
+
+def test_two_sessions_queued_for_one_row_are_flagged_not_passed_off_as_deterministic():
+    """W3 queueing behind W2 for the row W1 holds: PostgreSQL picks who goes first."""
+    found = explore(get("matcher-queue"), "for-update", RC, resolve("embedded"))
+    queued = [i for i in found.interleavings if i.queued]
+    assert queued and len(queued) < len(found.interleavings)
+    catalog = Run(get("matcher-queue"), "for-update").play()  # one waiter per row
+    deadlock = Run(get("swap-deadlock"), "opposite-order").play()  # a cycle, not a queue
+    for result in (catalog, deadlock):
+        assert result.waits() and not any("queued for the same lock" in n for n in result.notes)
+
+
+def test_limit_stops_early_and_says_so(capsys):
+    code, out, err = explore_cli(capsys, "matcher-queue", "--case", "skip-locked",
+                                 "--limit", "5", "--db", "sqlite")
+    assert code == 0, err
+    row = next(ln for ln in out.splitlines() if ln.startswith("SQLite") and ln[-1].isdigit())
+    assert row.split()[-7] == "5+" and "stopped at --limit" in out

@@ -229,6 +229,12 @@ class PostgresMonitor:
                  for pid, blocked in rows}
         return {n: found.get(n, ()) for n in names}
 
+    def queued_for_a_row(self, session: str) -> bool:
+        """Waiting for a tuple lock: another session already queues for that row."""
+        return bool(self._conn.execute(
+            "SELECT 1 FROM pg_locks WHERE pid = %s AND NOT granted AND locktype = 'tuple'",
+            (self._pids[session],)).fetchone())
+
     def new_locks(self, session: str) -> list[str]:
         """Table-level marks of the row locks a session gained since last asked."""
         rows = self._conn.execute(

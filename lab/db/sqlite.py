@@ -166,6 +166,9 @@ class SqliteMonitor:
         with self._db.epoch.cond:
             return self._watches[session].settled()
 
+    def queued_for_a_row(self, session: str) -> bool:
+        return False  # no row locks
+
     def new_locks(self, session: str) -> list[str]:
         return []  # SQLite does not expose the locks a connection holds
 

@@ -31,6 +31,8 @@ from .stage import Stage
 from .worker import Job, SessionWorker, execute
 
 DEFAULT_TIMEOUT_S = 5.0
+QUEUED_NOTE = ("two sessions queued for the same lock: when it is released PostgreSQL"
+               " decides which goes first, so this order may not replay identically")
 POLL_S = 0.0002  # how often a wait is looked at; never decides an order
 FIRST_POLL_S = 0.0003
 
@@ -66,6 +68,7 @@ class Run:
         self._deadlock_ms: dict[str, int | None] = {s: DEADLOCK_TIMEOUT_MS
                                                     for s in self.variant.sessions}
         self._commits = 0
+        self._queued_on_one_row = False  # a waiter blocked by another waiter: see _notes
         self._t0 = time.monotonic()
         self._closed = False
         self._owns_stage = stage is None
@@ -167,10 +170,21 @@ class Run:
         if blockers:
             self._waiting[session] = job
             self._emit("wait", st, blockers=blockers)
+            self._queued_on_one_row |= self._queued_behind_a_waiter(session, blockers)
         else:
             self._complete(job)
         self._bump()
         self._settle()
+
+    def _queued_behind_a_waiter(self, session: str, blockers: tuple[str, ...]) -> bool:
+        """PostgreSQL: queued for a row another session of the run already waits for.
+
+        Such a session waits for the row's *tuple* lock, which the first waiter holds.
+        When the row is released both wake up and either may get it: the one order the
+        conductor cannot fix (see docs/concepts/conductor.md).
+        """
+        return (self.db.kind == "postgresql" and bool(set(blockers) & set(self._waiting))
+                and self.monitor.queued_for_a_row(session))
 
     def _await(self, job: Job) -> tuple[str, ...]:
         """Until the step finishes (-> ()) or is seen blocked (-> its blockers)."""
@@ -369,6 +383,8 @@ class Run:
 
     def _notes(self) -> list[str]:
         notes = list(self.db.notes)
+        if self._queued_on_one_row:
+            notes.append(QUEUED_NOTE)
         if self.db.kind == "sqlite" and self.scenario.raw_sql:  # SQLAlchemy drops it; SQLite
             notes = [n.replace("FOR UPDATE is dropped", "FOR UPDATE is a syntax error")
                      for n in notes]  # itself rejects it

@@ -132,3 +132,76 @@ def test_a_spec_run_draws_one_timeline_per_permutation(tmp_path, capsys):
     out = lines(capsys, str(spec), "--plot", str(tmp_path))
     pngs = sorted(p.name for p in tmp_path.glob("*.png"))
     assert pngs == ["t-001.png", "t-002.png"] and "(2 files)" in out[-1]
+
+
+CYCLE = """
+setup { CREATE TABLE t1 (); CREATE TABLE t2 (); CREATE TABLE t3 (); }
+teardown { DROP TABLE t1, t2, t3; }
+session s1
+setup { BEGIN; SET deadlock_timeout = '100s'; }
+step s1a1 { LOCK TABLE t1; }
+step s1a2 { LOCK TABLE t2; }
+step s1c { COMMIT; }
+session s2
+setup { BEGIN; SET deadlock_timeout = '100s'; }
+step s2a2 { LOCK TABLE t2; }
+step s2a3 { LOCK TABLE t3; }
+step s2c { COMMIT; }
+session s3
+setup { BEGIN; SET deadlock_timeout = '10ms'; }
+step s3a3 { LOCK TABLE t3; }
+step s3a1 { LOCK TABLE t1; }
+step s3c { COMMIT; }
+permutation s1a1 s2a2 s3a3 s1a2 s2a3(s3a1) s3a1(*) s3c s2c s1c
+"""
+
+
+def test_a_spec_that_sets_deadlock_timeout_picks_its_own_victim_and_markers_order_the_report(
+        tmp_path, capsys):
+    """deadlock-hard in small: s3 (10 ms) is the victim although it waited last; the
+    lab's stagger would have picked s1. (*) and (s3a1) give isolationtester's order."""
+    spec = tmp_path / "cycle.spec"
+    spec.write_text(CYCLE)
+    out = lines(capsys, str(spec))
+    assert out[6:] == [
+        "step s1a2: LOCK TABLE t2; <waiting ...>",
+        "step s2a3: LOCK TABLE t3; <waiting ...>",
+        "step s3a1: LOCK TABLE t1; <waiting ...>",
+        "step s3a1: <... completed>",
+        "ERROR:  deadlock detected",
+        "step s2a3: <... completed>",
+        "step s3c: COMMIT;",
+        "step s2c: COMMIT;",
+        "step s1a2: <... completed>",
+        "step s1c: COMMIT;"]
+
+
+def test_a_spec_permutation_waits_for_blocked_steps_before_ending_transactions(tmp_path, capsys):
+    """As isolationtester: s2's statement_timeout ends its wait, not s1's end-of-run ROLLBACK."""
+    spec = tmp_path / "t.spec"
+    spec.write_text("""
+setup { SELECT 'ready' AS state; }
+session s1
+step s1_lock { BEGIN; UPDATE assignment SET notes = 'x' WHERE id = 1; }
+session s2
+setup { SET statement_timeout = '300ms'; }
+step s2_update { UPDATE assignment SET notes = 'y' WHERE id = 1; }
+permutation s1_lock s2_update
+""")
+    out = lines(capsys, str(spec))
+    assert out[2:] == [
+        "starting permutation: s1_lock s2_update",
+        "state", "-----", "ready", "(1 row)", "",  # what setup returned, as isolationtester
+        "step s1_lock: BEGIN; UPDATE assignment SET notes = 'x' WHERE id = 1;",
+        "step s2_update: UPDATE assignment SET notes = 'y' WHERE id = 1; <waiting ...>",
+        "step s2_update: <... completed>",
+        "ERROR:  canceling statement due to statement timeout"]
+
+
+def test_rollback_to_savepoint_does_not_end_the_transaction():
+    r = play("b_begin b_write b_commit", SPEC.replace(
+        "step b_write { UPDATE assignment SET notes = 'B' WHERE id = 1; }",
+        "step b_write { SAVEPOINT f; UPDATE assignment SET notes = 'B' WHERE id = 1;"
+        " ROLLBACK TO f; }"))
+    assert [e.kind for e in r.events if e.kind in ("commit", "rollback")] == ["commit"]
+    assert r.commit_order() == ["b"]

@@ -26,7 +26,7 @@ from ..errors import PermutationError, RunFailed
 from .result import Events, RunResult
 from .scenario import (Scenario, Step, Variant, format_entry, normalize_isolation,
                        split_permutation)
-from .trace import Event, EventKind
+from .trace import Event, EventKind, Outcome, ResultSet
 from .stage import Stage
 from .worker import Job, SessionWorker, execute
 
@@ -69,6 +69,10 @@ class Run:
                                                     for s in self.variant.sessions}
         self._commits = 0
         self._queued_on_one_row = False  # a waiter blocked by another waiter: see _notes
+        # a spec that sets deadlock_timeout itself chooses its victim: leave it alone
+        self._spec_sets_deadlock_timeout = scenario.raw_sql and any(
+            "deadlock_timeout" in getattr(a, "text", "") for a in
+            [st.action for st in self._steps.values()] + list(self.variant.session_setup.values()))
         self._t0 = time.monotonic()
         self._closed = False
         self._owns_stage = stage is None
@@ -92,18 +96,24 @@ class Run:
 
     # -- set-up -----------------------------------------------------------------------
     def _setup(self) -> None:
-        """The run's database arrives seeded; the scenario's own setup goes on top."""
-        if self.scenario.setup is not None:
-            self.stage.write(self.scenario.setup)
-        for name, action in self.variant.session_setup.items():
-            self._session_call(name, action)
+        """The run's database arrives seeded; the scenario's own setup goes on top.
 
-    def _session_call(self, session: str, action) -> None:
+        Spec files: what their setup SQL returns is kept, as isolationtester prints it.
+        """
+        self._setup_results: list[ResultSet] = []
+        if self.scenario.setup is not None:
+            shown = self.stage.write(self.scenario.setup)
+            self._setup_results += shown if self.scenario.raw_sql else []
+        for name, action in self.variant.session_setup.items():
+            self._setup_results += self._session_call(name, action).results[-1:]
+
+    def _session_call(self, session: str, action) -> Outcome:
         """A session's own setup or teardown (spec files): run, not traced, must succeed."""
         out = self.workers[session].call(lambda s: execute(Step("(setup)", action), s),
                                          self.timeout)
         if out.code is not None:
             raise RunFailed(f"session {session}'s setup/teardown failed: {out.code} {out.error}")
+        return out
 
     # -- the engine -------------------------------------------------------------------
     def step(self, entry: str) -> Events:
@@ -224,13 +234,17 @@ class Run:
                 self._changed.wait(POLL_S)
         self._report_finished()
 
-    def _report_finished(self, force: bool = False) -> None:
-        """Record finished waiters in launch order; a marked step once its marker allows."""
+    def _report_finished(self, force: str | None = None) -> None:
+        """Record finished waiters in launch order; a marked step once its marker allows.
+
+        `force`: a session whose finished step must be reported now, marker or not (its
+        next step is about to start; "*" for every session, at the end of the run).
+        """
         again = True
         while again:
             again = False
             for session, job in list(self._waiting.items()):
-                if job.done.is_set() and (force or not self._held_by(job)):
+                if job.done.is_set() and (force in ("*", session) or not self._held_by(job)):
                     del self._waiting[session]
                     self._emit("complete", job.step, "<... completed>", wall=job.finished)
                     self._complete(job, resumed=True)
@@ -276,7 +290,7 @@ class Run:
         self._bump()
         self._settle()
         if st.session in self._waiting:  # finished, but a marker held its report back
-            self._report_finished(force=True)
+            self._report_finished(force=st.session)
 
     def _stuck(self, why: str, only: str | None = None) -> RunFailed:
         sessions = [only] if only else [s for s, j in self._waiting.items() if not j.done.is_set()]
@@ -321,7 +335,7 @@ class Run:
         each session begins to wait, often a millisecond apart; a later waiter gets a
         longer timeout so jitter can never reorder them.
         """
-        if self.db.kind != "postgresql":
+        if self.db.kind != "postgresql" or self._spec_sets_deadlock_timeout:
             return None
         want = DEADLOCK_TIMEOUT_MS * (1 + 2 * len(self._waiting))
         if self._deadlock_ms[session] == want:
@@ -344,16 +358,21 @@ class Run:
     # -- the end ------------------------------------------------------------------------
     def finish(self) -> RunResult:
         """End the run: roll back what idle sessions left open, which may release steps
-        still blocked; wait for those; then read the final state."""
+        still blocked; wait for those; then read the final state.
+
+        Spec files end as isolationtester ends a permutation: steps still blocked are
+        waited for first (a statement_timeout may end them), then open transactions go.
+        """
         self._check_open()
         try:
-            self._end_open_transactions()
+            if not self.scenario.raw_sql:
+                self._end_open_transactions()
             for session, job in list(self._waiting.items()):
                 if not job.done.wait(self.timeout):
                     raise self._stuck("never finished: the permutation ended", only=session)
                 self._bump()
                 self._settle()
-            self._report_finished(force=True)
+            self._report_finished(force="*")
             self._end_open_transactions()
             for name, action in self.variant.session_teardown.items():
                 self._session_call(name, action)
@@ -366,6 +385,7 @@ class Run:
                 events=tuple(self.events), tables=tables,
                 notes=tuple(self._notes()), replay=self.replay_hint(),
                 sessions=tuple(self.variant.sessions),
+                setup_results=tuple(self._setup_results),
             )
             result.verdict = self.variant.invariant(result)
             return result

@@ -27,7 +27,8 @@ def execute_raw(sql: str, conn: Connection,
     if before is not None and dbapi.info.transaction_status != pq.TransactionStatus.INERROR:
         before(conn)  # (SET would fail in an aborted transaction)
     results: list[ResultSet] = []
-    ended = None
+    was_open = dbapi.info.transaction_status != pq.TransactionStatus.IDLE
+    last_end = None
     with dbapi.cursor() as cur:
         try:
             cur.execute(sql)
@@ -36,12 +37,17 @@ def execute_raw(sql: str, conn: Connection,
                            error=exc.diag.message_primary or str(exc).splitlines()[0])
         while True:
             tag = (cur.statusmessage or "").split(" ", 1)[0]
-            ended = _ENDS.get(tag, ended)
+            was_open |= tag == "BEGIN"
+            last_end = _ENDS.get(tag, last_end)
             if cur.description is not None:
                 results.append(ResultSet(tuple(d.name for d in cur.description),
                                          tuple(tuple(r) for r in cur.fetchall())))
             if not cur.nextset():
                 break
+    # ended only if a transaction was open and is not now: ROLLBACK TO SAVEPOINT has the
+    # tag ROLLBACK but keeps it open; COMMIT PREPARED commits another, prepared one
+    ended = last_end if was_open and dbapi.info.transaction_status == pq.TransactionStatus.IDLE \
+        else None
     return _outcome(results, ended)
 
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .psql import aligned_table
-from .trace import Event, Verdict, render_rows
+from .trace import Event, ResultSet, Verdict, render_rows
 
 
 @dataclass
@@ -22,6 +22,7 @@ class RunResult:
     replay: str
     sessions: tuple[str, ...]
     verdict: Verdict | None = None
+    setup_results: tuple[ResultSet, ...] = ()  # spec files: what their setup SQL returned
 
     # -- questions ----------------------------------------------------------------------
     @property

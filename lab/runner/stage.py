@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from typing import Any
 from collections.abc import Callable, Iterator, Mapping, Sequence
 
 from sqlalchemy import Connection, text
@@ -85,11 +86,12 @@ class Stage:
             self._admin = self.db.engine.connect()
         return self._admin
 
-    def write(self, action: Callable[[Session], None]) -> None:
+    def write(self, action: Callable[[Session], Any]) -> Any:
         """Run a scenario's setup or teardown in one committed transaction."""
         with Session(bind=self._conn()) as session:
-            action(session)
+            value = action(session)
             session.commit()
+        return value
 
     def read(self, queries: str | Mapping[str, str]) -> dict[str, tuple[dict, ...]]:
         """The rows of the scenario's final-state queries, by label ("" for a single one)."""

@@ -22,6 +22,8 @@ def header(sessions: int) -> str:
 def permutation_output(result: RunResult) -> str:
     names = [name for entry in result.permutation for name, _ in split_permutation(entry)]
     lines = ["", "starting permutation: " + " ".join(names)]
+    for rs in result.setup_results:
+        lines += aligned_table(rs.columns, rs.rows)
     events = result.events
     for i, e in enumerate(events):
         if e.kind == "launch":

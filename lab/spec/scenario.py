@@ -13,6 +13,7 @@ from ..errors import RunFailed
 from ..runner import RunResult, Scenario, Step, Variant, Verdict
 from ..runner.raw_sql import execute_raw
 from ..runner.scenario import RawSQL, format_entry
+from ..runner.trace import ResultSet
 from ..scenarios.verdicts import judged
 from .parser import Spec
 
@@ -47,11 +48,15 @@ def permutations(spec: Spec) -> list[str]:
 
 
 def _sql_blocks(blocks: tuple[str, ...], what: str):
-    def run(session: Session) -> None:
+    """Run the blocks; return what each returned last, as isolationtester prints it."""
+    def run(session: Session) -> list[ResultSet]:
+        shown = []
         for sql in blocks:
             out = execute_raw(sql, session.connection(), None)
             if out.code is not None:
                 raise RunFailed(f"the spec's {what} failed: {out.code} {out.error}")
+            shown += out.results[-1:]
+        return shown
 
     return run
 

@@ -8,8 +8,6 @@ and psql-style result tables.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from ..runner import RunResult
 from ..runner.psql import aligned_table
 from ..runner.scenario import split_permutation
@@ -38,7 +36,3 @@ def permutation_output(result: RunResult) -> str:
         elif e.kind == "error":
             lines.append(f"ERROR:  {e.detail}")
     return "\n".join(lines) + "\n"
-
-
-def render(results: Sequence[RunResult], sessions: int) -> str:
-    return header(sessions) + "".join(permutation_output(r) for r in results)

@@ -26,7 +26,8 @@ def open_run_database(target: Target) -> RunDatabase:
         if url not in _pruned:
             prune_stale_run_databases(url)
             _pruned.add(url)
-        return PostgresRunDatabase(make_url(url), "embedded PostgreSQL")
+        return PostgresRunDatabase(make_url(url), "embedded PostgreSQL",
+                                   scratch=embedded.pgdata())
     return PostgresRunDatabase(target.url, "PostgreSQL")
 
 

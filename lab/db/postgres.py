@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Iterable
+from pathlib import Path
 
 import psutil
 import psycopg
@@ -67,12 +68,49 @@ def _ensure_base(conn: Connection, url: URL) -> str:
     return base
 
 
+SCRATCH_ROOT = Path("/dev/shm")
+SCRATCH_SPACE = "lab_scratch"
+
+
+def _scratch_tablespace(conn: Connection, pgdata: Path) -> str | None:
+    """A tablespace in RAM for the embedded server's run databases, or None.
+
+    Run databases are scratch: created, raced on, dropped. On a disk, creating one costs
+    0.2-0.3 s and every TRUNCATE of the explorer's reset about 1 ms per relation (file
+    creation); on tmpfs, 20 ms and 0.2 ms. Only for the server the lab owns; anywhere the
+    RAM disk is missing or refuses, the databases stay in the default tablespace.
+    """
+    found = conn.exec_driver_sql(
+        "SELECT pg_tablespace_location(oid) FROM pg_tablespace WHERE spcname = %(n)s",
+        {"n": SCRATCH_SPACE}).scalar()
+    if found is not None:
+        return SCRATCH_SPACE if Path(found).is_dir() else None  # (gone with a reboot)
+    if not SCRATCH_ROOT.is_dir():
+        return None
+    ident = conn.exec_driver_sql("SELECT system_identifier FROM pg_control_system()").scalar()
+    folder = SCRATCH_ROOT / f"race-lab-{os.getuid()}" / str(ident)  # one per initdb
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        owner = pgdata.stat()
+        if os.geteuid() == 0:  # the server runs as its own user (pgserver)
+            os.chown(folder, owner.st_uid, owner.st_gid)
+        folder.chmod(0o700)
+        conn.exec_driver_sql(f"CREATE TABLESPACE {SCRATCH_SPACE} LOCATION '{folder}'")
+    except (OSError, DBAPIError):
+        return SCRATCH_SPACE if conn.exec_driver_sql(  # another process may have won
+            "SELECT 1 FROM pg_tablespace WHERE spcname = %(n)s", {"n": SCRATCH_SPACE}
+        ).scalar() else None
+    return SCRATCH_SPACE
+
+
 class PostgresRunDatabase:
     """One run's own database on a PostgreSQL server, dropped when the run closes."""
 
     kind = "postgresql"
 
-    def __init__(self, url: URL, label: str):
+    def __init__(self, url: URL, label: str, scratch: Path | None = None):
+        """`scratch`: the embedded server's own data directory; run databases then go to a
+        tablespace in RAM (see `_scratch_tablespace`)."""
         if not url.database:
             url = url.set(database="postgres")
         self._admin, conn = _reach(url, label)
@@ -81,7 +119,9 @@ class PostgresRunDatabase:
             self.name = f"{RUN_PREFIX}{os.getpid()}_{secrets.token_hex(4)}"
             try:
                 base = _ensure_base(conn, url)
-                conn.exec_driver_sql(f'CREATE DATABASE "{self.name}" TEMPLATE "{base}"')
+                space = _scratch_tablespace(conn, scratch) if scratch else None
+                conn.exec_driver_sql(f'CREATE DATABASE "{self.name}" TEMPLATE "{base}"'
+                                     + (f' TABLESPACE "{space}"' if space else ""))
             except DBAPIError as exc:
                 raise UsageError(
                     f"cannot create a run database on {mask(url)}: {exc.orig}".splitlines()[0]

@@ -65,8 +65,7 @@ class Run:
         self._played: list[str] = []
         self._next = {s: 0 for s in self.variant.sessions}
         self._waiting: dict[str, Job] = {}  # session -> its blocked step, in launch order
-        self._deadlock_ms: dict[str, int | None] = {s: DEADLOCK_TIMEOUT_MS
-                                                    for s in self.variant.sessions}
+        self._deadlock_ms: dict[str, int | None] = {}  # the stage's: what each session has
         self._commits = 0
         self._queued_on_one_row = False  # a waiter blocked by another waiter: see _notes
         # a spec that sets deadlock_timeout itself chooses its victim: leave it alone
@@ -85,6 +84,7 @@ class Run:
             elif stage.used:
                 stage.reset()
             self.stage.used = True
+            self._deadlock_ms = self.stage.deadlock_ms
             self.db: RunDatabase = self.stage.db
             self.monitor = self.stage.monitor
             self.workers: dict[str, SessionWorker] = self.stage.workers
@@ -372,8 +372,10 @@ class Run:
                     raise self._stuck("never finished: the permutation ended", only=session)
                 self._bump()
                 self._settle()
+            had_waiters = bool(self._waiting)
             self._report_finished(force="*")
-            self._end_open_transactions()
+            if self.scenario.raw_sql or had_waiters:
+                self._end_open_transactions()
             for name, action in self.variant.session_teardown.items():
                 self._session_call(name, action)
             tables = self.stage.read(self.scenario.final_state)

@@ -51,6 +51,9 @@ class Stage:
         self.monitor = None
         self.workers: dict[str, SessionWorker] = {}
         self.used = db is not None  # a borrowed database is reset before the first run
+        # each session's deadlock_timeout as set (None: unknown, a ROLLBACK undid a SET);
+        # the conductor's stagger changes it, a reset puts it back only where needed
+        self.deadlock_ms: dict[str, int | None] = dict.fromkeys(sessions, DEADLOCK_TIMEOUT_MS)
         self._owns_db = db is None
         try:
             self.db = db or open_run_database(target)
@@ -104,20 +107,21 @@ class Stage:
         """Seeded rows back, sessions as freshly connected: ready for the next run."""
         self.db.reset()
         for name, worker in self.workers.items():
-            worker.call(self._forget, self.timeout)
+            worker.call(lambda s, n=name: self._forget(n, s), self.timeout)
             self.monitor.forget_locks(name)
 
-    def _forget(self, session: Session) -> None:
+    def _forget(self, name: str, session: Session) -> None:
         peers = session.info.get("peers")
         session.expunge_all()
         session.info.clear()
         if peers is not None:
             session.info["peers"] = peers
-        if self.db.kind == "postgresql":
+        if self.db.kind == "postgresql" and self.deadlock_ms[name] != DEADLOCK_TIMEOUT_MS:
             conn = session.bind if self.raw_sql else session.connection()
             self.db.set_deadlock_timeout(conn, DEADLOCK_TIMEOUT_MS)
             if not self.raw_sql:
                 session.commit()
+            self.deadlock_ms[name] = DEADLOCK_TIMEOUT_MS
 
     def close(self) -> None:
         """Release everything: threads, connections, the database. Idempotent."""

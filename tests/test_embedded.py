@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import os
 
-from lab.db import embedded
+import pytest
+
+from lab.db import embedded, open_run_database, resolve
+from lab.db.postgres import SCRATCH_ROOT
 
 
 def test_this_process_holds_a_lease_while_it_uses_the_server():
@@ -24,3 +27,17 @@ def test_leases_of_dead_processes_are_dropped():
 def test_server_listens_on_a_unix_socket_only():
     url = embedded.acquire()
     assert "host=/" in url and "localhost" not in url and "127.0.0.1" not in url
+
+
+@pytest.mark.skipif(not SCRATCH_ROOT.is_dir(), reason="no RAM disk on this machine")
+def test_run_databases_of_the_embedded_server_live_in_ram():
+    db = open_run_database(resolve("embedded"))
+    try:
+        with db.engine.connect() as conn:
+            space, location = conn.exec_driver_sql(
+                "SELECT t.spcname, pg_tablespace_location(t.oid) FROM pg_database d"
+                " JOIN pg_tablespace t ON t.oid = d.dattablespace WHERE d.datname = %(n)s",
+                {"n": db.name}).one()
+    finally:
+        db.close()
+    assert space == "lab_scratch" and location.startswith(str(SCRATCH_ROOT))

@@ -83,8 +83,13 @@ def _scratch_tablespace(conn: Connection, pgdata: Path) -> str | None:
     found = conn.exec_driver_sql(
         "SELECT pg_tablespace_location(oid) FROM pg_tablespace WHERE spcname = %(n)s",
         {"n": SCRATCH_SPACE}).scalar()
-    if found is not None:
-        return SCRATCH_SPACE if Path(found).is_dir() else None  # (gone with a reboot)
+    if found is not None and Path(found).is_dir():
+        return SCRATCH_SPACE
+    if found is not None:  # a reboot emptied the RAM disk: drop the husk, then recreate
+        try:
+            conn.exec_driver_sql(f"DROP TABLESPACE {SCRATCH_SPACE}")
+        except DBAPIError:
+            return None
     if not SCRATCH_ROOT.is_dir():
         return None
     ident = conn.exec_driver_sql("SELECT system_identifier FROM pg_control_system()").scalar()

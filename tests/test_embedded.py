@@ -7,7 +7,7 @@ import os
 import pytest
 
 from lab.db import embedded, open_run_database, resolve
-from lab.db.postgres import SCRATCH_ROOT
+from lab.db.postgres import SCRATCH_MIN_FREE, SCRATCH_ROOT, _free_bytes
 
 
 def test_this_process_holds_a_lease_while_it_uses_the_server():
@@ -29,7 +29,8 @@ def test_server_listens_on_a_unix_socket_only():
     assert "host=/" in url and "localhost" not in url and "127.0.0.1" not in url
 
 
-@pytest.mark.skipif(not SCRATCH_ROOT.is_dir(), reason="no RAM disk on this machine")
+@pytest.mark.skipif(not SCRATCH_ROOT.is_dir() or _free_bytes(SCRATCH_ROOT) < SCRATCH_MIN_FREE,
+                    reason="no roomy RAM disk on this machine")
 def test_run_databases_of_the_embedded_server_live_in_ram():
     db = open_run_database(resolve("embedded"))
     try:

@@ -70,6 +70,12 @@ def _ensure_base(conn: Connection, url: URL) -> str:
 
 SCRATCH_ROOT = Path("/dev/shm")
 SCRATCH_SPACE = "lab_scratch"
+SCRATCH_MIN_FREE = 1 << 30  # a run database takes about 8 MB; leave room for many
+
+
+def _free_bytes(folder: Path) -> int:
+    st = os.statvfs(folder)
+    return st.f_bavail * st.f_frsize
 
 
 def _scratch_tablespace(conn: Connection, pgdata: Path) -> str | None:
@@ -80,6 +86,8 @@ def _scratch_tablespace(conn: Connection, pgdata: Path) -> str | None:
     creation); on tmpfs, 20 ms and 0.2 ms. Only for the server the lab owns; anywhere the
     RAM disk is missing or refuses, the databases stay in the default tablespace.
     """
+    if not SCRATCH_ROOT.is_dir() or _free_bytes(SCRATCH_ROOT) < SCRATCH_MIN_FREE:
+        return None  # (a container's 64 MB /dev/shm would fill up)
     found = conn.exec_driver_sql(
         "SELECT pg_tablespace_location(oid) FROM pg_tablespace WHERE spcname = %(n)s",
         {"n": SCRATCH_SPACE}).scalar()
@@ -90,8 +98,6 @@ def _scratch_tablespace(conn: Connection, pgdata: Path) -> str | None:
             conn.exec_driver_sql(f"DROP TABLESPACE {SCRATCH_SPACE}")
         except DBAPIError:
             return None
-    if not SCRATCH_ROOT.is_dir():
-        return None
     ident = conn.exec_driver_sql("SELECT system_identifier FROM pg_control_system()").scalar()
     folder = SCRATCH_ROOT / f"race-lab-{os.getuid()}" / str(ident)  # one per initdb
     try:
@@ -124,9 +130,14 @@ class PostgresRunDatabase:
             self.name = f"{RUN_PREFIX}{os.getpid()}_{secrets.token_hex(4)}"
             try:
                 base = _ensure_base(conn, url)
+                create = f'CREATE DATABASE "{self.name}" TEMPLATE "{base}"'
                 space = _scratch_tablespace(conn, scratch) if scratch else None
-                conn.exec_driver_sql(f'CREATE DATABASE "{self.name}" TEMPLATE "{base}"'
-                                     + (f' TABLESPACE "{space}"' if space else ""))
+                try:
+                    conn.exec_driver_sql(create + (f' TABLESPACE "{space}"' if space else ""))
+                except DBAPIError:
+                    if not space:
+                        raise
+                    conn.exec_driver_sql(create)  # the RAM disk refused: stay on disk
             except DBAPIError as exc:
                 raise UsageError(
                     f"cannot create a run database on {mask(url)}: {exc.orig}".splitlines()[0]

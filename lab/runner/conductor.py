@@ -13,16 +13,14 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import sqlite3
 import time
 import weakref
 from collections.abc import Iterable
 
-from psycopg import pq
-
 from ..db import RunDatabase, Target, resolve
 from ..db.postgres import DEADLOCK_TIMEOUT_MS
 from ..errors import PermutationError, RunFailed
+from .raw_sql import end_raw_transaction
 from .result import Events, RunResult
 from .scenario import (Scenario, Step, Variant, format_entry, normalize_isolation,
                        split_permutation)
@@ -65,7 +63,6 @@ class Run:
         self._played: list[str] = []
         self._next = {s: 0 for s in self.variant.sessions}
         self._waiting: dict[str, Job] = {}  # session -> its blocked step, in launch order
-        self._deadlock_ms: dict[str, int | None] = {}  # the stage's: what each session has
         self._commits = 0
         self._queued_on_one_row = False  # a waiter blocked by another waiter: see _notes
         # a spec that sets deadlock_timeout itself chooses its victim: leave it alone
@@ -84,7 +81,7 @@ class Run:
             elif stage.used:
                 stage.reset()
             self.stage.used = True
-            self._deadlock_ms = self.stage.deadlock_ms
+            self._deadlock_ms = self.stage.deadlock_ms  # what each session has set now
             self.db: RunDatabase = self.stage.db
             self.monitor = self.stage.monitor
             self.workers: dict[str, SessionWorker] = self.stage.workers
@@ -395,7 +392,7 @@ class Run:
             self.close()
 
     def _end_open_transactions(self) -> None:
-        end = _end_raw_transaction if self.scenario.raw_sql else _end_open_transaction
+        end = end_raw_transaction if self.scenario.raw_sql else _end_open_transaction
         for name, worker in self.workers.items():
             if name not in self._waiting and worker.call(end, self.timeout):
                 self._emit("rollback", Step("(end)", "", session=name),
@@ -462,18 +459,6 @@ class Run:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _end_raw_transaction(session) -> bool:
-    """A spec session (autocommit, psql-like): roll back what its steps left open."""
-    dbapi = session.bind.connection.dbapi_connection
-    if isinstance(dbapi, sqlite3.Connection):
-        is_open = dbapi.in_transaction
-    else:
-        is_open = dbapi.info.transaction_status != pq.TransactionStatus.IDLE
-    if is_open:
-        dbapi.execute("ROLLBACK")
-    return is_open
 
 
 def _end_open_transaction(session) -> bool:

@@ -51,6 +51,18 @@ def execute_raw(sql: str, conn: Connection,
     return _outcome(results, ended)
 
 
+def end_raw_transaction(session) -> bool:
+    """Roll back what a spec session's steps left open; True if there was something."""
+    dbapi = session.bind.connection.dbapi_connection
+    if isinstance(dbapi, sqlite3.Connection):
+        is_open = dbapi.in_transaction
+    else:
+        is_open = dbapi.info.transaction_status != pq.TransactionStatus.IDLE
+    if is_open:
+        dbapi.execute("ROLLBACK")
+    return is_open
+
+
 def _sqlite(sql: str, dbapi: sqlite3.Connection) -> Outcome:
     """sqlite3 runs one statement per call; split the text where SQLite says one ends."""
     results: list[ResultSet] = []

@@ -21,9 +21,9 @@ def _snippet() -> str:
     folder = Path(os.environ.get("LAB_MATRIX_DIR") or "build/matrix")
     page = folder / matrix.PAGE
     if not os.environ.get("LAB_MATRIX_DIR") or not page.exists():
-        from lab.cli import _targets
+        from lab.explorer import targets
 
-        matrix.write(matrix.build(_targets("postgresql,sqlite")), str(folder))
+        matrix.write(matrix.build(targets("postgresql,sqlite")), str(folder))
     return page.read_text()
 
 

@@ -107,24 +107,13 @@ def _timeout(args: argparse.Namespace) -> float:
     return args.timeout or DEFAULT_TIMEOUT_S
 
 
-def _scenario(name: str):
-    """A catalog scenario by name, or a spec file by path."""
-    if name.endswith(".spec") or os.sep in name:
-        from .spec import parser
-        from .spec.scenario import to_scenario
-
-        return to_scenario(parser.load(name), name)
-    from .scenarios import get
-
-    return get(name)
-
-
 def _run(args: argparse.Namespace) -> int:
     from .db import resolve
     from .runner import Run
     from .runner.scenario import normalize_isolation
+    from .scenarios import find
 
-    scenario = _scenario(args.scenario)
+    scenario = find(args.scenario)
     target = resolve(args.db)
     isolation = normalize_isolation(args.isolation) if args.isolation else None
     timeout = _timeout(args)
@@ -132,8 +121,10 @@ def _run(args: argparse.Namespace) -> int:
     variants = [scenario.variant(args.case)] if args.case else list(scenario.variants)
     if args.permutation is not None:
         for v in variants:
-            v.parse_permutation(args.permutation)
-    if scenario.raw_sql:
+            v.entries(args.permutation, free_order=scenario.driver.free_order)
+    from .spec.driver import SpecDriver
+
+    if isinstance(scenario.driver, SpecDriver):
         return _run_spec(args, scenario, target, isolation or "read committed", timeout)
     results = []
     for variant in variants:
@@ -149,34 +140,17 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _run_spec(args, scenario, target, isolation: str, timeout: float) -> int:
-    """The spec's permutations (every feasible one if it lists none), on one stage."""
-    from .runner import Run
-    from .runner.stage import Stage
-    from .spec import output
+    """isolationtester's output (or, with --trace, the lab's trace) as each run ends."""
+    from .spec import output, run_spec
 
-    variant = scenario.variants[0]
-    print(output.header(len(variant.sessions)), end="", flush=True)
-    results = []
+    print(output.header(len(scenario.variants[0].sessions)), end="", flush=True)
 
     def show(result) -> None:
-        results.append(result)
         text = "\n" + result.text() if args.trace else output.permutation_output(result)
         print(text, end="", flush=True)
 
-    todo = [args.permutation] if args.permutation is not None else list(variant.listed)
-    if todo:
-        stage = Stage(target, list(variant.sessions), isolation, timeout=timeout,
-                      raw_sql=True, reusable=len(todo) > 1)
-        try:
-            for perm in todo:
-                show(Run(scenario, isolation=isolation, stage=stage, timeout=timeout)
-                     .play(perm))
-        finally:
-            stage.close()
-    else:  # no permutation lines: like isolationtester, every order (that can happen)
-        from .explorer import explore
-
-        explore(scenario, None, isolation, target, timeout=timeout, on_result=show)
+    results = run_spec(scenario, db=target, isolation=isolation, timeout=timeout,
+                       permutation=args.permutation, on_result=show)
     _plot(args, results)
     return 0
 
@@ -196,6 +170,7 @@ def _plot(args: argparse.Namespace, results: list) -> None:
     if not args.plot or not results:
         return
     from . import plot
+    from .files import replace_file
 
     if args.plot.lower().endswith(".png"):
         jobs = [(args.plot, results)]
@@ -204,27 +179,22 @@ def _plot(args: argparse.Namespace, results: list) -> None:
         jobs = [(os.path.join(args.plot, f"{stem}-{k:03d}.png"), [r])
                 for k, r in enumerate(results, 1)]
     for path, group in jobs:
-        tmp = f"{path}.tmp.png"
         try:
-            plot.save(group, tmp, wall_clock=args.wall_clock)
-            os.replace(tmp, path)
+            replace_file(path, lambda tmp, g=group: plot.save(g, tmp, wall_clock=args.wall_clock))
         except OSError as exc:
             raise UsageError(f"cannot write {path}: {exc.strerror}") from None
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
     where = args.plot if len(jobs) == 1 else f"{args.plot} ({len(jobs)} files)"
     print(f"\ntimeline written to {where}")
 
 
 def _explore(args: argparse.Namespace) -> int:
-    from .runner.stage import shared_database
-    from .explorer import ProgressBar, explore, summary
+    from .explorer import ProgressBar, explorations, summary, targets
     from .runner import ISOLATION_LEVELS
     from .runner.scenario import normalize_isolation
+    from .scenarios import find
 
-    scenario = _scenario(args.scenario)
-    targets = _targets(args.db)
+    scenario = find(args.scenario)
+    chosen = targets(args.db or os.environ.get("LAB_DATABASE_URL") or "embedded")
     if args.isolation and args.isolation.strip().lower() == "all":
         levels = list(ISOLATION_LEVELS)
     else:
@@ -236,15 +206,9 @@ def _explore(args: argparse.Namespace) -> int:
     variants = [scenario.variant(args.case)] if args.case else list(scenario.variants)
     found: dict[str, list] = {v.name: [] for v in variants}
     started = time.monotonic()
-    for target in targets:
-        with shared_database(target) as db:
-            for variant in variants:
-                for level in levels or list(variant.isolations):
-                    bar = ProgressBar(f"{variant.name} / {level} / {target.label}")
-                    found[variant.name].append(explore(scenario, variant.name, level, target,
-                                                       timeout=timeout, progress=bar, db=db,
-                                                       limit=args.limit))
-                    bar.done()
+    for e in explorations([(scenario, v.name) for v in variants], chosen, levels,
+                          timeout=timeout, limit=args.limit, progress=ProgressBar):
+        found[e.case].append(e)
     print("\n".join(summary(f) for f in found.values()), end="", flush=True)
     runs = sum(len(e.interleavings) for f in found.values() for e in f)
     seconds = time.monotonic() - started
@@ -252,18 +216,11 @@ def _explore(args: argparse.Namespace) -> int:
     return 0
 
 
-def _targets(spec: str | None) -> list:
-    from .db import resolve
-
-    names = (spec or os.environ.get("LAB_DATABASE_URL") or "embedded").split(",")
-    return [resolve("embedded" if n.strip() == "postgresql" else n.strip()) for n in names]
-
-
 def _matrix(args: argparse.Namespace) -> int:
     from . import matrix
-    from .explorer import ProgressBar
+    from .explorer import ProgressBar, targets
 
-    targets = _targets(args.db)
+    chosen = targets(args.db)
     out = os.path.abspath(args.out)
     try:  # before minutes of work, not after
         os.makedirs(out, exist_ok=True)
@@ -271,14 +228,7 @@ def _matrix(args: argparse.Namespace) -> int:
             raise PermissionError(13, "Permission denied")
     except OSError as exc:
         raise UsageError(f"cannot write into {args.out}: {exc.strerror}") from None
-    bar = ProgressBar("")
-
-    def progress(label: str, found) -> None:
-        bar.label = f"{label} / {found.isolation} / {found.backend}"
-        bar(found)
-
-    result = matrix.build(targets, progress=progress)
-    bar.done()
+    result = matrix.build(chosen, progress=ProgressBar)
     print(result.markdown(), end="")
     written = matrix.write(result, out)
     print(f"\nwritten: {', '.join(written)}")

@@ -23,8 +23,20 @@ class RunFailed(LabError):
     exit_code = 1
 
 
+class StepTimeout(RunFailed):
+    """A step (or its session's release) did not come within the run's bound: a stuck run."""
+
+
 class PermutationError(UsageError):
-    """A permutation that names unknown steps, repeats one, or breaks a session's order."""
+    """A permutation that names unknown steps, repeats one, or breaks a session's order.
+
+    `step`, `marker`: what the complaint is about, so a spec file's error can point at
+    its line.
+    """
+
+    def __init__(self, message: str, *, step: str | None = None, marker: str | None = None):
+        super().__init__(message)
+        self.step, self.marker = step, marker
 
 
 class DomainError(Exception):

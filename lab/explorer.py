@@ -10,26 +10,25 @@ deterministic, so the same prefix always reaches the same state and the same cho
 from __future__ import annotations
 
 import math
-import re
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
-from .db import RunDatabase, Target
-from .errors import ConflictError, LabError
-from .runner import DEFAULT_TIMEOUT_S, Run, RunResult, Scenario
-from .runner.conductor import QUEUED_NOTE
-from .runner.stage import Stage
+from .db import RunDatabase, Target, resolve
+from .errors import StepTimeout
+from .runner import DEFAULT_TIMEOUT_S, Outcome, Run, RunResult, Scenario, classify
+from .runner.scenario import normalize_isolation
+from .runner.stage import Stage, shared_database
 
-OUTCOMES = ("fine", "blocked, then fine", "aborted", "deadlock", "anomaly", "stuck")
+OUTCOMES = tuple(Outcome)
 
 
 @dataclass(frozen=True)
 class Interleaving:
-    permutation: tuple[str, ...]
-    outcome: str  # one of OUTCOMES
+    permutation: tuple[str, ...]  # step names, in the order played
+    outcome: Outcome
     detail: str  # the anomaly, the SQLSTATEs, or why it got stuck
     replay: str
     queued: bool = False  # two sessions queued for one lock: PostgreSQL picks the winner
@@ -46,12 +45,12 @@ class Exploration:
     complete: bool = True  # False when a limit stopped it early
     seconds: float = 0.0
 
-    def count(self, outcome: str) -> int:
+    def count(self, outcome: Outcome | str) -> int:
         return sum(1 for i in self.interleavings if i.outcome == outcome)
 
     @property
     def anomalies(self) -> list[Interleaving]:
-        return [i for i in self.interleavings if i.outcome == "anomaly"]
+        return [i for i in self.interleavings if i.outcome is Outcome.ANOMALY]
 
     def __repr__(self) -> str:  # a notebook shows the summary
         return summary([self]).rstrip("\n")
@@ -65,37 +64,25 @@ def orderings(session_lengths: list[int]) -> int:
     return total
 
 
-def is_abort(code: str) -> bool:
-    """A database error (SQLSTATE, SQLITE_*) or a stale-save conflict (409) aborts the
-    transaction; a business rule saying no ("you are the last one on call") is the
-    invariant at work, and counts as fine."""
-    return bool(re.fullmatch(r"[0-9A-Z]{5}", code)) or code.startswith("SQLITE") \
-        or code in ("StaleDataError", ConflictError.code)
-
-
-def classify(result: RunResult) -> tuple[str, str]:
-    if result.verdict is not None and result.verdict.outcome == "anomaly":
-        return "anomaly", result.verdict.text
-    codes = sorted({c for c in result.errors().values() if is_abort(c)})
-    if "40P01" in codes:
-        return "deadlock", ", ".join(codes)
-    if codes:
-        return "aborted", ", ".join(codes)
-    return ("blocked, then fine" if result.waits() else "fine"), ""
-
-
-def explore(scenario: Scenario, case: str | None, isolation: str, target: Target, *,
-            timeout: float = DEFAULT_TIMEOUT_S,
+def explore(scenario: Scenario | str, case: str | None = None, isolation: str | None = None,
+            db: Target | str | None = None, *, timeout: float = DEFAULT_TIMEOUT_S,
             progress: Callable[[Exploration], None] | None = None,
             on_result: Callable[[RunResult], None] | None = None,
-            db: RunDatabase | None = None, limit: int | None = None) -> Exploration:
+            database: RunDatabase | None = None, limit: int | None = None) -> Exploration:
     """Play every feasible interleaving of one case at one isolation level on one backend.
 
+    `scenario`: a Scenario, a catalog name or a spec file's path; `db` as for `Run`.
     `on_result` sees each finished run (the spec runner prints them as they come).
-    `db`: a database from `shared_database`, to share across explorations.
+    `database`: a database from `shared_database`, to share across explorations.
     `limit`: stop after that many interleavings (the first ones, in the same order).
     """
+    if isinstance(scenario, str):
+        from .scenarios import find
+
+        scenario = find(scenario)
     variant = scenario.variant(case)
+    isolation = normalize_isolation(isolation or variant.isolations[0])
+    target = db if isinstance(db, Target) else resolve(db)
     lengths = [len(steps) for steps in variant.sessions.values()]
     found = Exploration(scenario.name, variant.name, isolation, "", orderings(lengths))
     started = time.monotonic()
@@ -106,7 +93,7 @@ def explore(scenario: Scenario, case: str | None, isolation: str, target: Target
             prefix = todo.pop()
             if stage is None or stage.db is None:  # (a stuck run closes the stage it used)
                 stage = Stage(target, list(variant.sessions), isolation, timeout=timeout,
-                              raw_sql=scenario.raw_sql, reusable=True, db=db)
+                              driver=scenario.driver, reusable=True, db=database)
             run = Run(scenario, variant.name, isolation=isolation, stage=stage,
                       timeout=timeout, track_locks=False)
             found.backend = run.db.label
@@ -122,11 +109,11 @@ def explore(scenario: Scenario, case: str | None, isolation: str, target: Target
                     on_result(result)
                 outcome, detail = classify(result)
                 found.interleavings.append(Interleaving(
-                    result.permutation, outcome, detail, result.replay,
-                    queued=QUEUED_NOTE in result.notes))
-            except LabError as exc:
-                found.interleavings.append(
-                    Interleaving(prefix, "stuck", str(exc), run.replay_hint()))
+                    tuple(e.name for e in result.permutation), outcome, detail,
+                    result.replay.cli, queued=result.queued))
+            except StepTimeout as exc:
+                found.interleavings.append(Interleaving(prefix, Outcome.STUCK, str(exc),
+                                                        run.replay().cli))
             finally:
                 run.close()
             found.seconds = time.monotonic() - started
@@ -137,6 +124,32 @@ def explore(scenario: Scenario, case: str | None, isolation: str, target: Target
         if stage is not None:
             stage.close()
     return found
+
+
+def explorations(cases: Sequence[tuple[Scenario, str]], targets: Sequence[Target],
+                 levels: Sequence[str] | None = None, *, timeout: float = DEFAULT_TIMEOUT_S,
+                 limit: int | None = None,
+                 progress: Callable[[str], ProgressBar] | None = None) -> Iterator[Exploration]:
+    """The one exploration loop: each case under each level (default: the case's own) on
+    each backend, one shared database per backend. `progress(label)`: a progress bar."""
+    for target in targets:
+        with shared_database(target) as database:
+            for scenario, case in cases:
+                variant = scenario.variant(case)
+                for level in levels or variant.isolations:
+                    label = f"{scenario.name} / {variant.name} / {level} / {target.label}"
+                    bar = progress(label) if progress else None
+                    found = explore(scenario, case, level, target, timeout=timeout,
+                                    progress=bar, database=database, limit=limit)
+                    if bar is not None:
+                        bar.done()
+                    yield found
+
+
+def targets(choice: str | Iterable[str] | None) -> list[Target]:
+    """'postgresql,sqlite' -> Targets ('postgresql' means the embedded server)."""
+    names = choice.split(",") if isinstance(choice, str) else list(choice or ["embedded"])
+    return [resolve("embedded" if n.strip() == "postgresql" else n.strip()) for n in names]
 
 
 class ProgressBar:
@@ -189,9 +202,9 @@ def summary(explorations: list[Exploration]) -> str:
             lines += ["", f"{e.backend} / {e.isolation.upper()}: {queued} interleavings queue two"
                       " sessions for one lock; PostgreSQL decides which goes first, so their"
                       " outcomes may differ between runs"]
-        odd = [i for i in e.interleavings if i.outcome in ("anomaly", "stuck")]
+        odd = [i for i in e.interleavings if i.outcome in (Outcome.ANOMALY, Outcome.STUCK)]
         if odd:
-            kinds = Counter(i.outcome for i in odd)
+            kinds = Counter(str(i.outcome) for i in odd)
             lines += ["", f"{e.backend} / {e.isolation.upper()}: "
                       + ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))]
             for i in odd:

@@ -18,10 +18,10 @@ from matplotlib.colors import LinearSegmentedColormap
 from matplotlib.figure import Figure
 
 from .db import Target
-from .explorer import Exploration, explore
-from .runner import ISOLATION_LEVELS
-from .runner.stage import shared_database
-from .scenarios import get
+from .files import replace_file
+from .explorer import Exploration, explorations
+from .runner import ISOLATION_LEVELS, Outcome
+from .scenarios import SCENARIOS, get
 
 SHORT = {"read committed": "RC", "repeatable read": "RR", "serializable": "SER"}
 
@@ -34,20 +34,13 @@ class Row:
     fix: bool = False  # a fix's row: does it hold at this level?
 
 
-ROWS = (
-    Row("lost update (P4)", "concurrent-edit", "whole-object-save"),
-    Row("read skew (G-single)", "coverage-report-read-skew", "two-reads"),
-    Row("dirty read of half a swap (G1)", "read-during-write", "report"),
-    Row("write skew (G2-item)", "on-call-write-skew", "check-then-act"),
-    Row("phantom (G2)", "block-capacity-phantom", "count-then-insert"),
-    Row("write skew across tables (G2)", "supervision-ratio", "check-then-act"),
-    Row("swap left 'approved' by a raw error (app)", "swap-race", "naive"),
-    Row("double booking as a raw 500 (app)", "double-booking", "raw-error"),
-    Row("fix: version check (409)", "concurrent-edit", "version-check", fix=True),
-    Row("fix: lock the call night", "on-call-write-skew", "lock-coverage-row", fix=True),
-    Row("fix: lock the block (capacity)", "block-capacity-phantom", "lock-block-row", fix=True),
-    Row("fix: lock the block (supervision)", "supervision-ratio", "lock-block-row", fix=True),
-)
+def catalog_rows() -> tuple[Row, ...]:
+    """Every row the catalog's scenarios declare: the races first, then the fixes."""
+    rows = [Row(r.label, s.name, r.case, r.fix) for s in SCENARIOS.values() for r in s.matrix]
+    return tuple(sorted(rows, key=lambda r: r.fix))
+
+
+ROWS = catalog_rows()
 
 
 @dataclass(frozen=True)
@@ -70,11 +63,11 @@ class Cell:
         e = self.exploration
         if self.anomalies:
             return f"possible ({self.anomalies} of {self.feasible})"
-        if e.count("stuck"):
-            return f"stuck ({e.count('stuck')} of {self.feasible})"
-        if e.count("aborted") or e.count("deadlock"):
+        if e.count(Outcome.STUCK):
+            return f"stuck ({e.count(Outcome.STUCK)} of {self.feasible})"
+        if e.count(Outcome.ABORTED) or e.count(Outcome.DEADLOCK):
             return "prevented by abort"
-        if e.count("blocked, then fine"):
+        if e.count(Outcome.WAITED):
             return "prevented by waiting"
         return "prevented"
 
@@ -155,9 +148,7 @@ def write(matrix: Matrix, folder: str) -> list[str]:
     written = []
     for name, data in ((PAGE, matrix.page().encode()), (PICTURE, matrix.png())):
         path = os.path.join(folder, name)
-        with open(path + ".tmp", "wb") as f:
-            f.write(data)
-        os.replace(path + ".tmp", path)
+        replace_file(path, data)
         written.append(path)
     return written
 
@@ -168,18 +159,17 @@ def _short_backend(label: str) -> str:
 
 def build(targets: Sequence[Target], *, rows: Sequence[Row] = ROWS,
           levels: Sequence[str] = ISOLATION_LEVELS,
-          progress: Callable[[str, Exploration], None] | None = None) -> Matrix:
+          progress: Callable[[str], Callable[[Exploration], None]] | None = None) -> Matrix:
+    """Explore every row's case under every level on every backend."""
+    cases = [(get(row.scenario), row.case) for row in rows]
     cells: dict[tuple[str, str, str], Cell] = {}
     columns: list[tuple[str, str]] = []
-    for target in targets:
-        with shared_database(target) as db:
-            for level in levels:
-                backend = ""
-                for row in rows:
-                    found = explore(get(row.scenario), row.case, level, target, db=db,
-                                    progress=(lambda e, r=row: progress(r.label, e))
-                                    if progress else None)
-                    backend = found.backend
-                    cells[(row.label, backend, level)] = Cell(row, level, backend, found)
-                columns.append((backend, level))
+    found = explorations(cases, targets, levels, progress=progress)  # case, then level
+    for _target in targets:
+        done = {(k, level): next(found) for k in range(len(rows)) for level in levels}
+        for level in levels:
+            backend = done[(0, level)].backend
+            for k, row in enumerate(rows):
+                cells[(row.label, backend, level)] = Cell(row, level, backend, done[(k, level)])
+            columns.append((backend, level))
     return Matrix(tuple(rows), columns, cells)

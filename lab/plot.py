@@ -7,16 +7,20 @@ every run; ``wall_clock=True`` plots milliseconds instead (it varies run to run)
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure  # a bare Figure: no pyplot state, no GUI backend
 from matplotlib.patches import Rectangle
 
+from .db.protocol import Lock
+from .runner.outcome import Outcome
 from .runner.result import RunResult
 
 PALETTE = ("#4C72B0", "#DD8452", "#55A868", "#8172B3", "#937860", "#DA8BC3")
-OUTCOME_COLORS = {"anomaly": "#C44E52", "prevented-by-waiting": "#2E7D32",
-                  "prevented-by-abort": "#B8860B", "fine": "#2E7D32"}
+OUTCOME_COLORS = {Outcome.ANOMALY: "#C44E52", Outcome.WAITED: "#2E7D32",
+                  Outcome.ABORTED: "#B8860B", Outcome.DEADLOCK: "#B8860B",
+                  Outcome.FINE: "#2E7D32", Outcome.STUCK: "#C44E52"}
 HALF = 0.38
 
 
@@ -28,7 +32,7 @@ class _Span:
     end: float
     wait_from: float | None = None
     blockers: tuple[str, ...] = ()
-    marks: list[tuple[str, str]] = field(default_factory=list)  # (kind, label)
+    marks: list[tuple[str, Any]] = field(default_factory=list)  # (kind, label or Lock)
 
 
 def _spans(result: RunResult, wall_clock: bool) -> list[_Span]:
@@ -39,7 +43,7 @@ def _spans(result: RunResult, wall_clock: bool) -> list[_Span]:
         if e.kind == "launch":
             col += 1
         x = e.wall_ms if wall_clock else float(col)
-        if e.step == "(end)":
+        if e.kind == "end":
             continue  # an open transaction rolled back at the end: in the text, not the picture
         if e.step not in spans:
             spans[e.step] = _Span(e.session, e.step, x, x)
@@ -51,11 +55,10 @@ def _spans(result: RunResult, wall_clock: bool) -> list[_Span]:
             span.marks.append(("commit", f"#{e.commit_no}"))
         elif e.kind == "error":
             span.marks.append(("error", e.code or "error"))
-        elif e.kind == "rollback" and "after the error" not in e.detail:
+        elif e.kind == "rollback" and not e.after_error:
             span.marks.append(("rollback", ""))
         elif e.kind == "lock":
-            table, mode = e.detail.rstrip(")").split(" (")
-            span.marks.append(("lock", f"{table} {mode}"))
+            span.marks.append(("lock", e.lock))
     return list(spans.values())
 
 
@@ -122,22 +125,22 @@ def _marks(ax: Axes, sp: _Span, y: float, width: float) -> None:
         elif kind == "rollback":
             ax.plot(x, y, "o", ms=11, mfc="white", mec="#555555", mew=1.5, zorder=3)
             ax.text(x, y - 0.42, "rollback", ha="center", va="top", fontsize=7, color="#555555")
-    locks = [label for kind, label in sp.marks if kind == "lock"]
+    locks = [lock for kind, lock in sp.marks if kind == "lock"]
     if locks:
         ax.plot(sp.end, y + 0.3, "v", ms=7, color="#333333", zorder=3)
         ax.text(sp.end, y - 0.36, _lock_caption(locks), ha="center", va="top",
                 fontsize=6.5, color="#333333")
 
 
-def _lock_caption(locks: list[str]) -> str:
+def _lock_caption(locks: list[Lock]) -> str:
     """One line: the tables written, or the rows locked on purpose.
 
     Next to a write, share locks on other tables come from foreign-key checks; they are
     counted rather than listed, so the caption stays on one line.
     """
-    writes = [lock for lock in locks if lock.endswith(" write")]
+    writes = [f"{lk.table} {lk.mode}" for lk in locks if lk.mode == "write"]
     if not writes:
-        return "locks: " + ", ".join(locks)
+        return "locks: " + ", ".join(f"{lk.table} {lk.mode}" for lk in locks)
     shared = len(locks) - len(writes)
     return "locks: " + ", ".join(writes) + (f", +{shared} share (FK checks)" if shared else "")
 

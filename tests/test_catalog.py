@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lab.runner import Run
+from lab.runner import Outcome, Run
 from lab.scenarios import SCENARIOS
 
 PG, SQLITE = "embedded", "sqlite"
@@ -25,7 +25,7 @@ def test_stale_save_is_a_409_then_the_loser_reloads_and_retries(case):
     assert r.outputs("b_reload") == ["notes='late start 9:30' person='Resident One' version=2"]
     assert r.commit_order() == ["A", "B"]
     assert r.final == ({"id": 1, "person": "Resident Three", "notes": "late start 9:30"},)
-    assert r.verdict.outcome == "prevented-by-abort"
+    assert r.verdict.outcome == Outcome.ABORTED
 
 
 def test_version_check_on_sqlite_fails_fast_then_retries():

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from lab.runner import Run
+from lab.runner import Outcome, Run
 from lab.scenarios import SCENARIOS
 
 PG, SQLITE = "embedded", "sqlite"
@@ -26,7 +26,7 @@ def outcome(r) -> tuple[str, dict, list]:
 @pytest.mark.parametrize(("isolation", "expected"), [
     (RC, ("anomaly", {}, [])),
     (RR, ("anomaly", {}, [])),  # snapshot isolation permits write skew
-    (SER, ("prevented-by-abort", {"b_commit": "40001"}, [])),  # SSI does not
+    (SER, (Outcome.ABORTED, {"b_commit": "40001"}, [])),  # SSI does not
 ])
 def test_on_call_write_skew_by_isolation_level(isolation, expected):
     r = play("on-call-write-skew", "check-then-act", isolation)
@@ -37,10 +37,10 @@ def test_on_call_write_skew_by_isolation_level(isolation, expected):
 
 
 @pytest.mark.parametrize(("isolation", "expected"), [
-    (RC, ("prevented-by-abort", {"b_off": "coverage"}, [("b_lock", ("A",))])),
+    (RC, (Outcome.WAITED, {"b_off": "coverage"}, [("b_lock", ("A",))])),
     # B's snapshot predates the lock it waited for: FOR UPDATE alone does not help in RR
     (RR, ("anomaly", {}, [("b_lock", ("A",))])),
-    (SER, ("prevented-by-abort", {"b_off": "40001"}, [("b_lock", ("A",))])),
+    (SER, (Outcome.ABORTED, {"b_off": "40001"}, [("b_lock", ("A",))])),
 ])
 def test_locking_the_coverage_row_by_isolation_level(isolation, expected):
     assert outcome(play("on-call-write-skew", "lock-coverage-row", isolation)) == expected
@@ -48,9 +48,9 @@ def test_locking_the_coverage_row_by_isolation_level(isolation, expected):
 
 def test_on_call_on_sqlite():
     r = play("on-call-write-skew", "check-then-act", RC, SQLITE)
-    assert outcome(r) == ("prevented-by-abort", {"b_off": "SQLITE_BUSY"}, [])
+    assert outcome(r) == (Outcome.ABORTED, {"b_off": "SQLITE_BUSY"}, [])
     r = play("on-call-write-skew", "lock-coverage-row", RC, SQLITE)
-    assert outcome(r) == ("prevented-by-abort", {"b_off": "coverage"},
+    assert outcome(r) == (Outcome.WAITED, {"b_off": "coverage"},
                           [("b_lock", ("the database lock",))])
 
 
@@ -59,7 +59,7 @@ def test_on_call_on_sqlite():
 @pytest.mark.parametrize(("isolation", "expected", "booked"), [
     (RC, ("anomaly", {}, []), 3),
     (RR, ("anomaly", {}, []), 3),
-    (SER, ("prevented-by-abort", {"b_commit": "40001"}, []), 2),
+    (SER, (Outcome.ABORTED, {"b_commit": "40001"}, []), 2),
 ])
 def test_capacity_phantom_by_isolation_level(isolation, expected, booked):
     r = play("block-capacity-phantom", "count-then-insert", isolation)
@@ -68,9 +68,9 @@ def test_capacity_phantom_by_isolation_level(isolation, expected, booked):
 
 
 @pytest.mark.parametrize(("isolation", "expected"), [
-    (RC, ("prevented-by-waiting", {}, [("b_lock", ("A",))])),
+    (RC, (Outcome.WAITED, {}, [("b_lock", ("A",))])),
     (RR, ("anomaly", {}, [("b_lock", ("A",))])),
-    (SER, ("prevented-by-abort", {"b_book": "40001"}, [("b_lock", ("A",))])),
+    (SER, (Outcome.ABORTED, {"b_book": "40001"}, [("b_lock", ("A",))])),
 ])
 def test_locking_the_block_row_by_isolation_level(isolation, expected):
     r = play("block-capacity-phantom", "lock-block-row", isolation)
@@ -81,7 +81,7 @@ def test_locking_the_block_row_by_isolation_level(isolation, expected):
 
 def test_capacity_on_sqlite():
     assert outcome(play("block-capacity-phantom", "count-then-insert", RC, SQLITE)) == \
-        ("prevented-by-abort", {"b_book": "SQLITE_BUSY"}, [])
+        (Outcome.ABORTED, {"b_book": "SQLITE_BUSY"}, [])
 
 
 # -- read skew: the coverage report ------------------------------------------------------
@@ -109,10 +109,10 @@ def test_read_skew_on_sqlite_the_writer_waits_for_the_report():
 @pytest.mark.parametrize(("case", "isolation", "expected"), [
     ("check-then-act", RC, ("anomaly", {}, [])),
     ("check-then-act", RR, ("anomaly", {}, [])),
-    ("check-then-act", SER, ("prevented-by-abort", {"b_commit": "40001"}, [])),
-    ("lock-block-row", RC, ("prevented-by-abort", {"b_act": "ratio"}, [("b_lock", ("A",))])),
+    ("check-then-act", SER, (Outcome.ABORTED, {"b_commit": "40001"}, [])),
+    ("lock-block-row", RC, (Outcome.WAITED, {"b_act": "ratio"}, [("b_lock", ("A",))])),
     ("lock-block-row", RR, ("anomaly", {}, [("b_lock", ("A",))])),
-    ("lock-block-row", SER, ("prevented-by-abort", {"b_act": "40001"}, [("b_lock", ("A",))])),
+    ("lock-block-row", SER, (Outcome.ABORTED, {"b_act": "40001"}, [("b_lock", ("A",))])),
 ])
 def test_supervision_ratio(case, isolation, expected):
     r = play("supervision-ratio", case, isolation)
@@ -199,9 +199,9 @@ def test_below_serializable_there_is_nothing_to_retry_and_the_skew_stays(isolati
 
 def test_supervision_ratio_on_sqlite():
     r = play("supervision-ratio", "check-then-act", RC, SQLITE)
-    assert outcome(r) == ("prevented-by-abort", {"b_act": "SQLITE_BUSY"}, [])
+    assert outcome(r) == (Outcome.ABORTED, {"b_act": "SQLITE_BUSY"}, [])
     r = play("supervision-ratio", "lock-block-row", RC, SQLITE)
-    assert outcome(r) == ("prevented-by-abort", {"b_act": "ratio"},
+    assert outcome(r) == (Outcome.WAITED, {"b_act": "ratio"},
                           [("b_lock", ("the database lock",))])
 
 
@@ -210,7 +210,7 @@ def test_sqlite_waiter_freed_by_another_waiter_is_recorded_in_the_same_settle():
     right after w2_process, before w2_commit starts, however loaded the machine is."""
     r = play("matcher-queue", "for-update", RC, SQLITE)
     order = [(e.kind, e.step) for e in r.events if e.kind in ("launch", "commit")
-             or e.detail == "<... completed>"]
+             or e.resumed]
     at = order.index(("launch", "w2_process"))
     assert order[at + 1:at + 5] == [("complete", "w1_commit"), ("commit", "w1_commit"),
                                      ("complete", "w3_take"), ("launch", "w2_commit")]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lab.runner import Run
+from lab.runner import Outcome, Run
 from lab.scenarios import get
 from lab.scenarios.edit_steps import A_NOTES, B_PERSON
 
@@ -19,7 +19,7 @@ def test_partial_update_keeps_both_edits_after_b_waits_for_a():
     assert r.commit_order() == ["A", "B"]
     assert r.errors() == {}
     assert r.final == ({"id": 1, "person": B_PERSON, "notes": A_NOTES},)
-    assert r.verdict.outcome == "prevented-by-waiting"
+    assert r.verdict.outcome == Outcome.WAITED
 
 
 def test_whole_object_save_loses_a_edit_under_read_committed():
@@ -37,7 +37,7 @@ def test_whole_object_save_fails_40001_under_repeatable_read():
     assert r.errors() == {"b_save": "40001"}
     assert r.commit_order() == ["A"]
     assert r.final == ({"id": 1, "person": "Resident One", "notes": A_NOTES},)
-    assert r.verdict.outcome == "prevented-by-abort"
+    assert r.verdict.outcome == Outcome.ABORTED
 
 
 def test_explicit_locking_b_waits_then_sees_a_change():
@@ -47,13 +47,13 @@ def test_explicit_locking_b_waits_then_sees_a_change():
     # B's locking read completes only after A's commit, and then shows A's note
     assert kinds.index(("wait", "b_lock")) < kinds.index(("complete", "b_lock"))
     a_commit = next(e.seq for e in r.events if e.kind == "commit" and e.session == "A")
-    b_done = next(e.seq for e in r.events if e.step == "b_lock" and e.detail == "<... completed>")
+    b_done = next(e.seq for e in r.events if e.step == "b_lock" and e.resumed)
     assert a_commit < b_done
     assert f"notes={A_NOTES!r}" in r.outputs("b_lock")[0]
     assert r.commit_order() == ["A", "B"]
     assert r.final == ({"id": 1, "person": B_PERSON, "notes": A_NOTES},)
-    assert r.verdict.outcome == "prevented-by-waiting"
-    assert any(e.kind == "lock" and e.detail == "assignment (FOR UPDATE/SHARE)"
+    assert r.verdict.outcome == Outcome.WAITED
+    assert any(e.kind == "lock" and str(e.lock) == "assignment (FOR UPDATE/SHARE)"
                and e.step == "a_lock" for e in r.events)
 
 
@@ -73,7 +73,7 @@ def test_sqlite_edit_fails_fast_instead_of_losing_an_update():
         assert r.errors() == {"b_save": "SQLITE_BUSY"}
         assert r.commit_order() == ["A"]
         assert r.final == ({"id": 1, "person": "Resident One", "notes": A_NOTES},)
-        assert r.verdict.outcome == "prevented-by-abort"
+        assert r.verdict.outcome == Outcome.ABORTED
         assert any("FOR UPDATE is dropped" in n for n in r.notes)
 
 

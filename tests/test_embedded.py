@@ -7,7 +7,7 @@ import os
 import pytest
 
 from lab.db import embedded, open_run_database, resolve
-from lab.db.postgres import SCRATCH_MIN_FREE, SCRATCH_ROOT, _free_bytes
+from lab.db.pg_admin import SCRATCH_MIN_FREE, SCRATCH_ROOT, _free_bytes
 
 
 def test_this_process_holds_a_lease_while_it_uses_the_server():

@@ -110,7 +110,7 @@ def test_step_by_step_and_play_are_one_engine(backend):
     from lab.scenarios import get
 
     run = Run(get("explicit-locking"), db=backend)
-    for name in run.variant.parse_permutation():
+    for name in run.variant.entries():
         run.step(name)
     stepped = run.finish().text()
     played = Run(get("explicit-locking"), db=backend).play().text()
@@ -124,9 +124,9 @@ def test_out_of_order_and_unknown_steps_are_rejected():
         with pytest.raises(PermutationError, match="out of order"):
             run.step("a_save")
     with pytest.raises(PermutationError, match="unknown step 'zz'"):
-        get("explicit-locking").variants[0].parse_permutation("a_lock zz")
+        get("explicit-locking").variants[0].entries("a_lock zz")
     with pytest.raises(PermutationError, match="keep their order"):
-        get("explicit-locking").variants[0].parse_permutation("a_save a_lock")
+        get("explicit-locking").variants[0].entries("a_save a_lock")
 
 
 def _database_names() -> set[str]:

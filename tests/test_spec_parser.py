@@ -405,7 +405,7 @@ def test_duplicate_session_names() -> None:
 
 def test_unknown_step_in_a_permutation() -> None:
     assert error(TWO_SESSIONS + lines("permutation a c", "permutation a", "  x d")) == (
-        "t.spec:9: permutation names unknown step 'x'")
+        "t.spec:9: permutation names unknown step 'x'; steps are: a b c d")
 
 
 def test_unknown_step_in_a_marker() -> None:

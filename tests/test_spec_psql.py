@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from lab.runner.psql import aligned_table
+from lab.spec.psql import aligned_table
 
 
 def printed(text: str) -> list[str]:

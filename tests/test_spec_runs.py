@@ -98,7 +98,7 @@ def test_step_marker_holds_a_finished_step_until_the_other_completes(tmp_path, c
 
 
 def test_markers_may_not_name_a_step_of_the_same_session():
-    with pytest.raises(PermutationError, match="both are steps of session a"):
+    with pytest.raises(PermutationError, match="both are in session .a."):
         play("a_begin a_write(a_begin) a_commit")
 
 

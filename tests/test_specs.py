@@ -23,9 +23,9 @@ import pytest
 from lab import cli
 from lab.db import resolve
 from lab.explorer import explore
-from lab.runner import Run, RunResult
+from lab.runner import Outcome, Run, RunResult
 from lab.spec.parser import load
-from lab.spec.scenario import permutations, to_scenario
+from lab.spec.scenario import to_scenario
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = ROOT / "specs"
@@ -110,7 +110,7 @@ def play(name: str, permutation: str, isolation: str = "read committed",
 
 
 def listed(name: str) -> list[str]:
-    return permutations(load(str(SPECS / f"{name}.spec")))
+    return [" ".join(map(str, perm)) for perm in scenario_of(name).driver.listed]
 
 
 def section(out: str, permutation: str) -> str:
@@ -156,7 +156,7 @@ def test_for_update_makes_b_wait_and_keep_both_edits():
     r = play("lost-update", LOST_FIXED)
     assert r.waits() == [("b_lock", ("a",))]
     assert r.outputs("b_lock")  # b_lock completed after the wait and read A's note
-    assert r.verdict.outcome == "prevented-by-waiting"
+    assert r.verdict.outcome == Outcome.WAITED
     assert r.tables["lost update"] == ()
     assert "seed +A +B|edit A, edit B" in section(expected("lost-update.out"), LOST_FIXED)
 
@@ -169,7 +169,7 @@ def test_snapshot_levels_abort_b_instead(isolation: str, perm: str, failing: str
     assert r.errors()[failing] == "40001"
     assert r.commit_order() == ["a"]
     # B's edit is absent because B aborted, and the invariant does not count that as lost
-    assert r.verdict.outcome == "prevented-by-abort", r.verdict
+    assert r.verdict.outcome == Outcome.ABORTED, r.verdict
     assert r.tables["lost update"] == ()
 
 
@@ -218,7 +218,7 @@ def test_serializable_refuses_the_second_commit():
     r = play("write-skew", SKEW, "serializable")
     assert r.errors() == {"b_commit": "40001"}
     assert r.commit_order() == ["adams"]
-    assert r.verdict.outcome == "prevented-by-abort"
+    assert r.verdict.outcome == Outcome.ABORTED
     out = section(expected("write-skew.serializable.out"), SKEW)
     assert ("step b_commit: COMMIT;\nERROR:  could not serialize access due to read/write"
             " dependencies among transactions\n") in out
@@ -350,7 +350,7 @@ def test_plain_for_update_waits_then_takes_the_next_request():
     r = play("skip-locked", NAIVE)
     assert r.waits() == [("naive_take", ("w1",))]
     assert (taken(r, "w1_take"), taken(r, "naive_take")) == ("1", "2")
-    assert r.verdict.outcome == "prevented-by-waiting"
+    assert r.verdict.outcome == Outcome.WAITED
     r = play("skip-locked", NAIVE_QUEUE)
     assert [step for step, _ in r.waits()] == ["naive_take"]
     assert taken(r, "naive_take") == "3"  # after waiting for #1 and then #2

@@ -5,11 +5,11 @@ from __future__ import annotations
 from sqlalchemy.engine import make_url
 
 from . import embedded
-from .postgres import PostgresRunDatabase, prune_stale_run_databases
+from .pg_admin import prune_stale_run_databases
+from .postgres import PostgresRunDatabase
+from .protocol import RunDatabase, WaitModel
 from .sqlite import SqliteRunDatabase, prune_stale_run_files
 from .urls import Target, mask, resolve
-
-RunDatabase = PostgresRunDatabase | SqliteRunDatabase
 
 _pruned: set[str] = set()
 
@@ -31,4 +31,5 @@ def open_run_database(target: Target) -> RunDatabase:
     return PostgresRunDatabase(target.url, "PostgreSQL")
 
 
-__all__ = ["RunDatabase", "Target", "mask", "open_run_database", "resolve", "embedded"]
+__all__ = ["RunDatabase", "Target", "WaitModel", "mask", "open_run_database", "resolve",
+           "embedded"]

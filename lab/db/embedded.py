@@ -20,7 +20,6 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 import warnings
 from collections.abc import Iterator
@@ -29,13 +28,9 @@ from pathlib import Path
 import psutil
 
 from ..errors import LabError
+from .home import home
 
 PG_VERSION = 18
-
-
-def home() -> Path:
-    base = os.environ.get("LAB_HOME") or Path(tempfile.gettempdir()) / f"race-lab-{os.getuid()}"
-    return Path(base)
 
 
 def pgdata() -> Path:

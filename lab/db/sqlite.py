@@ -21,7 +21,7 @@ from sqlalchemy.pool import NullPool
 
 from .. import models
 from . import seeded
-from .embedded import home
+from .home import home
 from .sqlite_busy import BusyWatch, Epoch
 
 BUSY_TIMEOUT_S = 1.0
@@ -79,11 +79,6 @@ class SqliteRunDatabase:
         self.journal_mode = journal_mode
         self.busy_timeout_s = busy_timeout_s
         self.label = f"SQLite {sqlite3.sqlite_version} ({journal_mode} journal)"
-        self.notes = [
-            "SQLite locks the whole database, not rows; FOR UPDATE is dropped",
-            f"lock waits are seen through SQLite's busy handler (busy timeout {busy_timeout_s:g} s);"
-            " SQLite cannot say which connection holds the lock",
-        ]
         self.epoch = Epoch()
         self._watches: dict[int, BusyWatch] = {}
         self.engine = create_engine(
@@ -105,10 +100,24 @@ class SqliteRunDatabase:
         watch.install(dbapi_conn, self.path)
         self._watches[id(dbapi_conn)] = watch
 
-    def open_connection(self, isolation: str | None, *, raw_sql: bool = False) -> Connection:
-        """SQLite always runs transactions serializably; `isolation` changes nothing.
-        Spec-file SQL goes straight to sqlite3, which is in autocommit mode already."""
+    def open_connection(self, isolation: str) -> Connection:
+        """SQLite always runs transactions serializably; `isolation` changes nothing."""
         return self.engine.connect()
+
+    def open_text_connection(self, isolation: str) -> Connection:
+        """Spec-file SQL goes straight to sqlite3, which is in autocommit mode already."""
+        return self.engine.connect()
+
+    def run_notes(self, isolation: str, sends_sql_as_written: bool) -> list[str]:
+        """What a reader of this run's trace must know about SQLite."""
+        dropped = "a syntax error" if sends_sql_as_written else "dropped"
+        notes = [f"SQLite locks the whole database, not rows; FOR UPDATE is {dropped}",
+                 f"lock waits are seen through SQLite's busy handler (busy timeout"
+                 f" {self.busy_timeout_s:g} s); SQLite cannot say which connection holds the lock"]
+        if isolation != "serializable":
+            notes.append(f"SQLite has no {isolation.upper()}: every SQLite transaction"
+                         " is serializable")
+        return notes
 
     # -- many runs on one database (the explorer) -----------------------------------------
     def snapshot(self) -> None:
@@ -134,8 +143,16 @@ class SqliteRunDatabase:
     def watch_of(self, conn: Connection) -> BusyWatch:
         return self._watches[id(conn.connection.dbapi_connection)]
 
-    def monitor(self) -> SqliteMonitor:
-        return SqliteMonitor(self)
+    def waits(self) -> SqliteWaits:
+        return SqliteWaits(self)
+
+    def release_waiters(self) -> None:
+        """Blocked busy handlers give up at once (the stage is closing)."""
+        self.epoch.close()
+
+    def rearm_waiters(self) -> None:
+        """The next stage on this database: busy handlers wait again."""
+        self.epoch.closing = False
 
     def close(self) -> None:
         self.epoch.close()
@@ -143,16 +160,19 @@ class SqliteRunDatabase:
         shutil.rmtree(self._dir, ignore_errors=True)
 
 
-class SqliteMonitor:
+class SqliteWaits:
+    """SQLite's wait model: the busy handler tells who waits, never for whom.
+
+    A waiter has settled when it retried after the conductor's latest move and was still
+    refused; the conductor's moves bump the epoch, which wakes every busy handler.
+    """
+
     def __init__(self, db: SqliteRunDatabase):
         self._db = db
         self._watches: dict[str, BusyWatch] = {}
 
     def register(self, session: str, conn: Connection) -> None:
         self._watches[session] = self._db.watch_of(conn)
-
-    def watch(self, session: str) -> BusyWatch:
-        return self._watches[session]
 
     def launching(self, session: str) -> None:
         with self._db.epoch.cond:
@@ -162,17 +182,35 @@ class SqliteMonitor:
         with self._db.epoch.cond:
             return {s: (HOLDER_UNKNOWN,) if self._watches[s].waiting else () for s in sessions}
 
-    def settled(self, session: str) -> bool:
+    def settled(self, sessions: list[str]) -> bool:
         with self._db.epoch.cond:
-            return self._watches[session].settled()
+            return all(self._watches[s].settled() for s in sessions)
 
-    def queued_for_a_row(self, session: str) -> bool:
-        return False  # no row locks
+    def moved(self) -> None:
+        self._db.epoch.bump()
 
-    def new_locks(self, session: str) -> list[str]:
+    def released(self) -> bool:
+        """A waiter finished and may have freed the lock another waits for. Those were
+        refused before that, so each must retry once more before it counts as settled."""
+        self._db.epoch.bump()
+        return True
+
+    def queued_behind(self, session: str, blockers: tuple[str, ...], waiting) -> bool:
+        return False  # no row locks, so no queue for one
+
+    def stagger(self, session: str, rank: int) -> None:
+        return None  # no deadlock detector to race: a busy wait times out instead
+
+    def ended(self, session: str, rolled_back: bool) -> None:
+        pass
+
+    def restore(self, session: str) -> None:
+        return None
+
+    def new_locks(self, session: str) -> list:
         return []  # SQLite does not expose the locks a connection holds
 
-    def forget_locks(self, session: str) -> None:
+    def forget(self, session: str) -> None:
         pass
 
     def close(self) -> None:

@@ -31,6 +31,15 @@ class Target:
             return f"SQLite ({self.journal_mode} journal)"
         return mask(self.url)
 
+    @property
+    def cli_arg(self) -> str | None:
+        """What `--db` takes to choose this target again (None: the default), no password."""
+        if self.kind == "embedded":
+            return None
+        if self.kind == "sqlite":
+            return {v: k for k, v in SQLITE_MODES.items()}[self.journal_mode]
+        return mask(self.url)
+
 
 def mask(url: URL | str | None) -> str:
     """The URL as text with any password replaced by ***."""

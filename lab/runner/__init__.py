@@ -1,9 +1,14 @@
-"""The runner: scenarios, the conductor that plays them, and the trace it records."""
+"""The runner: scenarios, the schedule, the conductor that plays them, and the trace."""
 
 from .conductor import DEFAULT_TIMEOUT_S, Run
-from .result import RunResult
-from .scenario import COMMIT, ISOLATION_LEVELS, ROLLBACK, Scenario, Step, Variant, step
-from .trace import Event, Verdict
+from .driver import COMMIT, ROLLBACK, SessionContext, context
+from .outcome import ErrorKind, Outcome, Verdict, classify, judged
+from .result import Replay, RunResult
+from .scenario import ISOLATION_LEVELS, MatrixRow, Scenario, Step, Variant, step
+from .schedule import Entry, Schedule
+from .trace import Event
 
-__all__ = ["COMMIT", "DEFAULT_TIMEOUT_S", "ISOLATION_LEVELS", "Event", "ROLLBACK", "Run", "RunResult",
-           "Scenario", "Step", "Variant", "Verdict", "step"]
+__all__ = ["COMMIT", "DEFAULT_TIMEOUT_S", "ISOLATION_LEVELS", "Entry", "ErrorKind", "Event",
+           "MatrixRow", "Outcome", "ROLLBACK", "Replay", "Run", "RunResult", "Scenario",
+           "Schedule", "SessionContext", "Step", "Variant", "Verdict", "classify", "context",
+           "judged", "step"]

@@ -5,8 +5,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .psql import aligned_table
-from .trace import Event, ResultSet, Verdict, render_rows
+from ..spec.psql import aligned_table
+from .outcome import Outcome, Verdict
+from .schedule import Entry
+from .trace import Event, ResultSet, render_rows
+
+
+@dataclass(frozen=True)
+class Replay:
+    """How to play this exact run again: a command line, and one line of Python."""
+
+    cli: str
+    python: str
+
+    def __str__(self) -> str:
+        return self.cli
 
 
 @dataclass
@@ -15,14 +28,15 @@ class RunResult:
     case: str
     isolation: str
     backend: str
-    permutation: tuple[str, ...]
+    permutation: tuple[Entry, ...]
     events: tuple[Event, ...]
     tables: dict[str, tuple[dict[str, Any], ...]]
     notes: tuple[str, ...]
-    replay: str
+    replay: Replay
     sessions: tuple[str, ...]
     verdict: Verdict | None = None
     setup_results: tuple[ResultSet, ...] = ()  # spec files: what their setup SQL returned
+    queued: bool = False  # two sessions queued for one lock: PostgreSQL picked the winner
 
     # -- questions ----------------------------------------------------------------------
     @property
@@ -43,6 +57,10 @@ class RunResult:
     def errors(self) -> dict[str, str]:
         return {e.step: e.code for e in self.events if e.kind == "error"}
 
+    def aborts(self) -> dict[str, str]:
+        """The errors that aborted a transaction (not a business rule saying no)."""
+        return {e.step: e.code for e in self.events if e.kind == "error" and e.error.aborts}
+
     def error_of(self, step: str) -> str | None:
         return self.errors().get(step)
 
@@ -51,7 +69,7 @@ class RunResult:
 
     def outputs(self, step: str) -> list[str]:
         return [e.detail for e in self.events
-                if e.step == step and e.kind == "complete" and e.detail != "<... completed>"]
+                if e.step == step and e.kind == "complete" and not e.resumed]
 
     # -- text ---------------------------------------------------------------------------
     @property
@@ -59,7 +77,7 @@ class RunResult:
         return f"{self.scenario} / {self.case} / {self.isolation.upper()} / {self.backend}"
 
     def text(self) -> str:
-        lines = [self.title, "permutation: " + " ".join(self.permutation), ""]
+        lines = [self.title, "permutation: " + " ".join(map(str, self.permutation)), ""]
         lines += render_events(self.events)
         lines += ["", f"verdict: {self.verdict}"]
         for name, rows in self.tables.items():
@@ -67,7 +85,9 @@ class RunResult:
             lines += render_rows(rows)
         if self.notes:
             lines += ["notes:"] + [f"  - {n}" for n in self.notes]
-        lines += [f"replay: {self.replay}"]
+        lines += [f"replay: {self.replay.cli}"]
+        if self.verdict is not None and self.verdict.outcome is Outcome.ANOMALY:
+            lines += [f"replay in Python: {self.replay.python}"]
         return "\n".join(lines) + "\n"
 
     def __repr__(self) -> str:  # notebooks show the trace as plain text
@@ -89,13 +109,13 @@ def render_events(events: tuple[Event, ...] | list[Event]) -> list[str]:
             lines.append(f"step {e.step} [{e.session}]" + (f": {e.detail}" if e.detail else ""))
         elif e.kind == "wait":
             lines.append(f"  <waiting for {', '.join(e.blockers)} ...>")
-        elif e.kind == "complete" and e.detail == "<... completed>":
+        elif e.kind == "complete" and e.resumed:
             lines.append(f"step {e.step} [{e.session}]: <... completed>")
         elif e.kind == "error":
             lines.append(f"  ERROR {e.code}: {e.detail}")
         elif e.kind == "lock":
-            lines.append(f"  lock: {e.detail}")
-        elif e.step == "(end)":
+            lines.append(f"  lock: {e.lock}")
+        elif e.kind == "end":
             lines.append(f"[{e.session}] {e.detail}")
         elif e.results:  # a spec step's result sets, as psql prints them
             lines += [f"    {t}".rstrip() for rs in e.results

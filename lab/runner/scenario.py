@@ -1,40 +1,30 @@
 """How a race is written down: setup, sessions of named steps, a permutation, an invariant.
 
-It mirrors PostgreSQL's isolation spec files. A step is SQL text or a callable that gets
-its session's SQLAlchemy ``Session`` (``session.connection()`` gives the Connection), and
-a note that says, Hermitage style, what it expects: "B: blocks until A commits".
+It mirrors PostgreSQL's isolation spec files. A step is SQL text, ``COMMIT``/``ROLLBACK``,
+or a callable that gets its session's SQLAlchemy ``Session`` (``session.connection()``
+gives the Connection), and a note that says, Hermitage style, what it expects: "B: blocks until A commits".
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
-from ..errors import PermutationError, UsageError
+from ..errors import UsageError
+from .driver import ORM, SessionDriver
+from .schedule import Entry, Schedule
 
 if TYPE_CHECKING:
+    from .outcome import Verdict
     from .result import RunResult
-    from .trace import Verdict
-
-COMMIT = "COMMIT"
-ROLLBACK = "ROLLBACK"
 
 ISOLATION_LEVELS = ("read committed", "repeatable read", "serializable")
 
-
-
-@dataclass(frozen=True)
-class RawSQL:
-    """A spec file's step: SQL sent as psql sends it, in autocommit, BEGIN and COMMIT included."""
-
-    text: str
-
-
-Action = str | RawSQL | Callable[[Session], Any]
+Action = str | Callable[[Session], Any] | Any  # SQL text, COMMIT/ROLLBACK, a callable; a
+# driver may define its own (spec files: RawSQL)
 
 
 @dataclass(frozen=True)
@@ -60,85 +50,33 @@ class Variant:
     name: str
     summary: str
     sessions: Mapping[str, Sequence[Step]]
-    permutation: str
+    permutation: str | tuple[Entry, ...]  # the default order
     invariant: Callable[[RunResult], Verdict]
     isolations: tuple[str, ...] = ("read committed",)
-    # spec files: SQL each session runs before its first step and after the run; not traced
-    session_setup: Mapping[str, Action] = field(default_factory=dict)
-    session_teardown: Mapping[str, Action] = field(default_factory=dict)
-    # spec files: as in isolationtester, a permutation may run a session's steps in any
-    # order, and a step more than once
-    free_order: bool = False
-    listed: tuple[str, ...] = ()  # spec files: every permutation line (`permutation`: the 1st)
 
     def steps(self) -> dict[str, Step]:
-        found: dict[str, Step] = {}
-        for session, steps in self.sessions.items():
-            for st in steps:
-                if st.name in found:
-                    raise ValueError(f"step name {st.name!r} is used twice in {self.name!r}")
-                found[st.name] = Step(st.name, st.action, st.note, session, st.sqlite_note)
-        return found
+        """Every step by name, each knowing its session."""
+        return {st.name: replace(st, session=session)
+                for session, steps in self.sessions.items() for st in steps}
 
-    def parse_permutation(self, text: str | None = None) -> list[str]:
-        """The permutation's entries, checked: `name`, or with isolationtester's blocker
-        markers `name(*)` / `name(other, ...)`."""
-        entries = split_permutation(text if text is not None else self.permutation)
-        steps = self.steps()
-        for name, markers in entries:
-            if name not in steps:
-                raise PermutationError(
-                    f"unknown step {name!r} in permutation; steps are: {' '.join(steps)}")
-            for m in markers:
-                if m != "*" and m not in steps:
-                    raise PermutationError(f"unknown step {m!r} in the marker of {name!r}")
-                if m != "*" and steps[m].session == steps[name].session:
-                    raise PermutationError(f"step {name!r} cannot be blocked by {m!r}:"
-                                           " both are steps of session " + steps[m].session)
-        names = [n for n, _ in entries]
-        if not self.free_order:
-            self._check_order(names, steps)
-        return [format_entry(n, m) for n, m in entries]
+    def schedule(self, *, free_order: bool = False) -> Schedule:
+        return Schedule({s: [st.name for st in steps] for s, steps in self.sessions.items()},
+                        free_order=free_order)
 
-    def _check_order(self, names: list[str], steps: dict[str, Step]) -> None:
-        seen = [n for i, n in enumerate(names) if n in names[:i]]
-        if seen:
-            raise PermutationError(f"step {seen[0]!r} appears twice in the permutation")
-        for session, session_steps in self.sessions.items():
-            order = [n for n in names if steps[n].session == session]
-            expected = [s.name for s in session_steps][: len(order)]
-            if order != expected:
-                raise PermutationError(
-                    f"permutation runs session {session}'s steps as {' '.join(order)};"
-                    f" they must keep their order: {' '.join(s.name for s in session_steps)}")
+    def entries(self, permutation: str | Sequence[Entry] | None = None, *,
+                free_order: bool = False) -> tuple[Entry, ...]:
+        """A permutation (default: the variant's own), read and checked."""
+        return self.schedule(free_order=free_order).entries(
+            self.permutation if permutation is None else permutation)
 
 
-_ENTRY = re.compile(r'\s*("(?:[^"]|"")+"|[^\s,()"]+)(?:\s*\(([^()]*)\))?\s*,?')
+@dataclass(frozen=True)
+class MatrixRow:
+    """A row this scenario contributes to the anomaly matrix."""
 
-
-def _unquote(name: str) -> str:
-    return name[1:-1].replace('""', '"') if name.startswith('"') else name
-
-
-def split_permutation(text: str) -> list[tuple[str, tuple[str, ...]]]:
-    """'a b(*) c(a, b)' -> [('a', ()), ('b', ('*',)), ('c', ('a', 'b'))]."""
-    entries, pos, text = [], 0, text.strip()
-    while pos < len(text):
-        m = _ENTRY.match(text, pos)
-        if m is None or m.end() == pos:
-            raise PermutationError(f"cannot read the permutation at {text[pos:pos + 20]!r}")
-        markers = tuple(_unquote(x.strip()) for x in (m.group(2) or "").split(",") if x.strip())
-        if m.group(2) is not None and not markers:
-            raise PermutationError(f"empty blocker marker after {m.group(1)!r}")
-        entries.append((_unquote(m.group(1)), markers))
-        pos = m.end()
-    return entries
-
-
-def format_entry(name: str, markers: tuple[str, ...] = ()) -> str:
-    def q(n: str) -> str:
-        return n if re.fullmatch(r"[^\s,()\"]+", n) else '"' + n.replace('"', '""') + '"'
-    return q(name) + (f"({', '.join(q(m) for m in markers)})" if markers else "")
+    label: str  # the anomaly, in Hermitage's words where it has one
+    case: str
+    fix: bool = False  # a fix's row: does it hold at this level?
 
 
 @dataclass(frozen=True)
@@ -151,9 +89,10 @@ class Scenario:
     # SQL whose rows are the final state the verdict reads; several as {"label": SQL}
     final_state: str | Mapping[str, str]
     variants: tuple[Variant, ...]
-    source: str = ""  # spec files: the path, which replay lines name instead of a case
-    teardown: Callable[[Session], None] | None = None  # spec files: after the final state
-    raw_sql: bool = False  # spec files: sessions run SQL text in autocommit, as psql does
+    driver: SessionDriver = ORM  # how sessions run steps: ORM (Python) or spec-file SQL
+    # the anomaly matrix: this scenario's rows, or why it has none
+    matrix: tuple[MatrixRow, ...] = ()
+    not_in_matrix: str = ""
 
     def variant(self, name: str | None) -> Variant:
         if name is None:

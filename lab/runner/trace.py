@@ -2,7 +2,8 @@
 
 Events carry a logical sequence number; wall-clock times ride along for the optional
 wall-clock plot but never appear in the text, so the same scenario and permutation render
-byte-identical text on every run.
+byte-identical text on every run. What an event means is in typed fields (`resumed`,
+`lock`, `error`), never in its display text.
 """
 
 from __future__ import annotations
@@ -11,7 +12,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-EventKind = Literal["launch", "wait", "complete", "skip", "error", "commit", "rollback", "lock"]
+from ..db.protocol import Lock
+from .outcome import ErrorKind, StepError
+
+# launch / wait / complete (resumed: after a wait) / skip (its transaction had failed) /
+# error / commit / rollback (after_error: the error ended it) / lock (rows it locked) /
+# end (a transaction left open, rolled back when the run ended; no step)
+EventKind = Literal["launch", "wait", "complete", "skip", "error", "commit", "rollback",
+                    "lock", "end"]
+Ended = Literal["commit", "rollback"]
 
 
 @dataclass(frozen=True)
@@ -23,15 +32,14 @@ class ResultSet:
 
 
 @dataclass(frozen=True)
-class Outcome:
+class StepResult:
     """What a finished step produced: a description of rows/rowcount, or an error."""
 
     text: str = ""
     rows: tuple[tuple[Any, ...], ...] | None = None
     rowcount: int | None = None
-    code: str | None = None  # SQLSTATE, "SQLITE_BUSY", "StaleDataError", a DomainError code
-    error: str | None = None
-    ended_transaction: Literal["commit", "rollback"] | None = None
+    error: StepError | None = None
+    ended: Ended | None = None  # the transaction this step ended, and how
     skipped: bool = False
     results: tuple[ResultSet, ...] = ()  # spec steps: every result set, for psql tables
 
@@ -48,23 +56,10 @@ class Event:
     commit_no: int | None = None
     results: tuple[ResultSet, ...] = ()
     wall_ms: float = field(default=0.0, compare=False)
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """The scenario invariant's judgement, in domain words."""
-
-    outcome: Literal["anomaly", "prevented-by-waiting", "prevented-by-abort", "fine"]
-    text: str
-
-    @property
-    def holds(self) -> bool:
-        return self.outcome != "anomaly"
-
-    def __str__(self) -> str:
-        label = {"anomaly": "ANOMALY", "prevented-by-waiting": "PREVENTED (by waiting)",
-                 "prevented-by-abort": "PREVENTED (by abort)", "fine": "FINE"}[self.outcome]
-        return f"{label}: {self.text}"
+    resumed: bool = False  # a completion reported after the step was seen waiting
+    lock: Lock | None = None
+    error: ErrorKind | None = None
+    after_error: bool = False  # a rollback the error itself caused
 
 
 def describe(value: Any) -> str:

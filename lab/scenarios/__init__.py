@@ -1,39 +1,30 @@
-"""The catalog: every scenario the lab can play, by name: seed frames 5.1-5.5, then II."""
+"""The catalog: every scenario the lab can play, by name, found by looking.
+
+A race is one file: a module here that defines ``SCENARIO`` is in the catalog, in the
+order of its seed frame (5.1-5.5, then Catalog II) and name. Nothing else lists it.
+"""
 
 from __future__ import annotations
 
+import importlib
+import os
+import pkgutil
+
 from ..errors import UsageError
 from ..runner import Scenario
-from . import (
-    block_capacity_phantom,
-    concurrent_edit,
-    coverage_report_read_skew,
-    double_booking,
-    explicit_locking,
-    matcher_queue,
-    on_call_write_skew,
-    read_during_write,
-    serializable_retry,
-    supervision_ratio,
-    swap_deadlock,
-    swap_during_generation,
-    swap_race,
-    task_cancellation,
-)
 
-SCENARIOS: dict[str, Scenario] = {
-    s.name: s for s in (
-        concurrent_edit.SCENARIO, explicit_locking.SCENARIO,          # 5.1
-        swap_during_generation.SCENARIO,                              # 5.2
-        task_cancellation.SCENARIO,                                   # 5.3
-        swap_race.SCENARIO, double_booking.DOUBLE_BOOKING,            # 5.4
-        double_booking.PENDING_SWAP,
-        read_during_write.SCENARIO, swap_deadlock.SCENARIO,           # 5.5
-        on_call_write_skew.SCENARIO, block_capacity_phantom.SCENARIO,  # Catalog II
-        coverage_report_read_skew.SCENARIO, supervision_ratio.SCENARIO,
-        matcher_queue.SCENARIO, serializable_retry.SCENARIO,
-    )
-}
+
+def _discover() -> dict[str, Scenario]:
+    found = []
+    for info in pkgutil.iter_modules(__path__):
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        scenario = getattr(module, "SCENARIO", None)
+        if isinstance(scenario, Scenario):
+            found.append(scenario)
+    return {s.name: s for s in sorted(found, key=lambda s: (s.frame, s.name))}
+
+
+SCENARIOS: dict[str, Scenario] = _discover()
 
 
 def get(name: str) -> Scenario:
@@ -42,3 +33,12 @@ def get(name: str) -> Scenario:
     except KeyError:
         raise UsageError(f"unknown scenario {name!r}; known: {', '.join(SCENARIOS)}"
                          " (python -m lab list)") from None
+
+
+def find(name: str) -> Scenario:
+    """A catalog scenario by name, or a spec file by path (anything ending in .spec)."""
+    if name.endswith(".spec") or os.sep in name:
+        from ..spec import load_scenario
+
+        return load_scenario(name)
+    return get(name)

@@ -12,8 +12,7 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from ..runner import COMMIT, ISOLATION_LEVELS, RunResult, Scenario, Variant, Verdict, step
-from .verdicts import judged
+from ..runner import COMMIT, ISOLATION_LEVELS, MatrixRow, RunResult, Scenario, Variant, Verdict, judged, step
 from ..seed import CLINIC, RESIDENTS, block_id
 from ..services import assignments, coverage
 
@@ -76,5 +75,9 @@ SCENARIO = Scenario(
                  "B": _session("b", "B", RESIDENTS[2], True)},
                 "a_lock b_lock a_count a_book a_commit b_count b_book b_commit",
                 within_capacity, isolations=ISOLATION_LEVELS),
+    ),
+    matrix=(
+        MatrixRow('phantom (G2)', 'count-then-insert'),
+        MatrixRow('fix: lock the block (capacity)', 'lock-block-row', fix=True),
     ),
 )

@@ -6,7 +6,7 @@ original suite planned, a version column (``version_id_col``) and its compare-an
 form, turn B's stale save into a 409; B reloads, sees A's change and retries.
 """
 
-from ..runner import COMMIT, Scenario, Variant, step
+from ..runner import COMMIT, MatrixRow, Scenario, Variant, step
 from .edit_steps import (
     A_NOTES,
     B_PERSON_ID,
@@ -88,5 +88,9 @@ SCENARIO = Scenario(
                " reloads and retries.", save_versioned),
               ("compare-and-set", "The fix by hand: UPDATE ... WHERE version = :loaded;"
                " rowcount 0 is a 409.", save_cas))),
+    ),
+    matrix=(
+        MatrixRow('lost update (P4)', 'whole-object-save'),
+        MatrixRow('fix: version check (409)', 'version-check', fix=True),
     ),
 )

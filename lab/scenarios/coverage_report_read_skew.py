@@ -13,7 +13,7 @@ from __future__ import annotations
 from sqlalchemy import func, select, update
 
 from ..models import Assignment, Person
-from ..runner import COMMIT, ISOLATION_LEVELS, RunResult, Scenario, Variant, Verdict, step
+from ..runner import COMMIT, ISOLATION_LEVELS, MatrixRow, Outcome, RunResult, Scenario, Variant, Verdict, step
 from ..seed import block_id
 
 AM, PM = block_id(0, "AM"), block_id(0, "PM")
@@ -41,9 +41,9 @@ def report_adds_up(result: RunResult) -> Verdict:
     total = sum(int(out.split(": ")[1].split()[0])
                 for st in ("r_morning", "r_afternoon") for out in result.outputs(st))
     if total != 2:
-        return Verdict("anomaly", f"read skew: the report counts {total} supervising"
+        return Verdict(Outcome.ANOMALY, f"read skew: the report counts {total} supervising"
                        " faculty on Monday; there were 2 before the move and 2 after it")
-    return Verdict("fine", "the report counts 2 supervisors: one consistent snapshot")
+    return Verdict(Outcome.FINE, "the report counts 2 supervisors: one consistent snapshot")
 
 
 SCENARIO = Scenario(
@@ -68,5 +68,8 @@ SCENARIO = Scenario(
                             sqlite="W: commits; R's open read makes it wait")]},
                 "r_morning w_move w_commit r_afternoon r_commit", report_adds_up,
                 isolations=ISOLATION_LEVELS),
+    ),
+    matrix=(
+        MatrixRow('read skew (G-single)', 'two-reads'),
     ),
 )

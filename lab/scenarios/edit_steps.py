@@ -11,7 +11,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from ..models import Assignment, Person
-from ..runner import RunResult, Verdict
+from ..runner import Outcome, RunResult, Verdict
 from ..services import assignments
 
 ASSIGNMENT_ID = 1
@@ -108,17 +108,17 @@ def no_lost_update(result: RunResult) -> Verdict:
     waited = [f"{step[0].upper()} waited for {', '.join(by)}" for step, by in result.waits()]
     how = f" ({'; '.join(waited)})" if waited else ""
     if result.committed("A") and not a_kept:
-        return Verdict("anomaly", f"lost update: A's note {A_NOTES!r} is gone; B's save"
+        return Verdict(Outcome.ANOMALY, f"lost update: A's note {A_NOTES!r} is gone; B's save"
                        f" wrote back the stale copy it loaded before A committed{how}")
     if result.committed("B") and not b_kept:
-        return Verdict("anomaly", f"lost update: B's change to {B_PERSON} is gone{how}")
+        return Verdict(Outcome.ANOMALY, f"lost update: B's change to {B_PERSON} is gone{how}")
     if failed:
         who = ", ".join(f"{step} failed with {code}" for step, code in failed.items())
         if a_kept and b_kept:
-            return Verdict("prevented-by-abort", f"{who}; the loser reloaded, saw the"
+            return Verdict(Outcome.ABORTED, f"{who}; the loser reloaded, saw the"
                            f" winner's change and retried: both changes survive{how}")
-        return Verdict("prevented-by-abort", f"{who}; the committed change survives and the"
+        return Verdict(Outcome.ABORTED, f"{who}; the committed change survives and the"
                        " loser must reload and retry" + how)
     if waited:
-        return Verdict("prevented-by-waiting", f"both changes survive{how}")
-    return Verdict("fine", "both changes survive")
+        return Verdict(Outcome.WAITED, f"both changes survive{how}")
+    return Verdict(Outcome.FINE, "both changes survive")

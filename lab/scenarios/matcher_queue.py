@@ -22,7 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..models import SwapRequest
-from ..runner import COMMIT, ISOLATION_LEVELS, RunResult, Scenario, Variant, Verdict, step
+from ..runner import COMMIT, ISOLATION_LEVELS, Outcome, RunResult, Scenario, Variant, Verdict, step
 from ..seed import FACULTY
 from ..services import swaps
 
@@ -73,13 +73,13 @@ def each_once(result: RunResult) -> Verdict:
     waits = ", ".join(f"{st} waited for {', '.join(b)}" for st, b in result.waits())
     detail = "; ".join(x for x in (waits, errors) if x)
     if idle and done < 3:
-        return Verdict("anomaly", f"{idle} worker(s) found the queue empty while"
+        return Verdict(Outcome.ANOMALY, f"{idle} worker(s) found the queue empty while"
                        f" {3 - done} request(s) still waited ({detail})")
     if errors:
-        return Verdict("prevented-by-abort", f"{done} of 3 processed; {detail}")
+        return Verdict(Outcome.ABORTED, f"{done} of 3 processed; {detail}")
     if waits:
-        return Verdict("prevented-by-waiting", f"{done} of 3 processed once; {detail}")
-    return Verdict("fine", "each of the 3 requests processed exactly once; nobody waited")
+        return Verdict(Outcome.WAITED, f"{done} of 3 processed once; {detail}")
+    return Verdict(Outcome.FINE, "each of the 3 requests processed exactly once; nobody waited")
 
 
 _PERMUTATION = ("w1_take w2_take w3_take w1_process w1_commit w2_process w2_commit"
@@ -104,4 +104,5 @@ SCENARIO = Scenario(
             ("nowait", "FOR UPDATE NOWAIT: the second and third fail fast with 55P03.",
              _PERMUTATION),
         )),
+    not_in_matrix='1,680 orderings per level: too slow for CI until the explorer runs in parallel',
 )

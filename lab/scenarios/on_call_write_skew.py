@@ -13,8 +13,7 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from ..runner import COMMIT, ISOLATION_LEVELS, RunResult, Scenario, Variant, Verdict, step
-from .verdicts import judged
+from ..runner import COMMIT, ISOLATION_LEVELS, MatrixRow, RunResult, Scenario, Variant, Verdict, judged, step
 from ..seed import FACULTY, START
 from ..services import coverage
 
@@ -71,5 +70,9 @@ SCENARIO = Scenario(
                 {"A": _session("a", "A", ADAMS, True), "B": _session("b", "B", BAKER, True)},
                 "a_lock b_lock a_check a_off a_commit b_check b_off b_commit",
                 someone_on_call, isolations=ISOLATION_LEVELS),
+    ),
+    matrix=(
+        MatrixRow('write skew (G2-item)', 'check-then-act'),
+        MatrixRow('fix: lock the call night', 'lock-coverage-row', fix=True),
     ),
 )

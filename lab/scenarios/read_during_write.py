@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from sqlalchemy import text
 
-from ..runner import COMMIT, RunResult, Scenario, Variant, Verdict, step
+from ..runner import COMMIT, MatrixRow, Outcome, RunResult, Scenario, Variant, Verdict, step
 
 READ = """SELECT a.id, p.name FROM assignment a JOIN person p ON p.id = a.person_id
           WHERE a.id IN (3, 5) ORDER BY a.id"""
@@ -29,13 +29,13 @@ def consistent_reads(result: RunResult) -> Verdict:
     reads = [(st, out) for st in ("r_read1", "r_read2", "r_read3") for out in result.outputs(st)]
     mixed = [st for st, out in reads if out not in (OLD, NEW)]
     if mixed:
-        return Verdict("anomaly", f"{mixed[0]} saw half a swap")
+        return Verdict(Outcome.ANOMALY, f"{mixed[0]} saw half a swap")
     seen = "; ".join(f"{st}: {'old' if out == OLD else 'new'}" for st, out in reads)
     waits = result.waits()
     if waits:
         who = ", ".join(f"{st} waited for {', '.join(b)}" for st, b in waits)
-        return Verdict("prevented-by-waiting", f"no read saw half a swap ({seen}); {who}")
-    return Verdict("fine", f"no read saw half a swap and nobody waited ({seen})")
+        return Verdict(Outcome.WAITED, f"no read saw half a swap ({seen}); {who}")
+    return Verdict(Outcome.FINE, f"no read saw half a swap and nobody waited ({seen})")
 
 
 SCENARIO = Scenario(
@@ -62,5 +62,8 @@ SCENARIO = Scenario(
             consistent_reads,
             isolations=("read committed", "repeatable read"),
         ),
+    ),
+    matrix=(
+        MatrixRow('dirty read of half a swap (G1)', 'report'),
     ),
 )

@@ -13,8 +13,7 @@ from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from ..models import Assignment
-from ..runner import COMMIT, ISOLATION_LEVELS, RunResult, Scenario, Variant, Verdict, step
-from .verdicts import judged
+from ..runner import COMMIT, ISOLATION_LEVELS, MatrixRow, RunResult, Scenario, Variant, Verdict, judged, step
 from ..seed import FACULTY, INPATIENT, RESIDENTS, block_id
 from ..services import assignments, coverage
 from ..errors import DomainError
@@ -100,5 +99,9 @@ SCENARIO = Scenario(
         Variant("lock-block-row", "Both lock the block row first, so they queue and recheck.",
                 _sessions(True), "a_lock b_lock a_check a_act a_commit b_check b_act b_commit",
                 ratio_holds, isolations=ISOLATION_LEVELS),
+    ),
+    matrix=(
+        MatrixRow('write skew across tables (G2)', 'check-then-act'),
+        MatrixRow('fix: lock the block (supervision)', 'lock-block-row', fix=True),
     ),
 )

@@ -14,7 +14,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from ..models import Assignment
-from ..runner import COMMIT, RunResult, Scenario, Variant, Verdict, step
+from ..runner import COMMIT, Outcome, RunResult, Scenario, Variant, Verdict, step
 from ..services.swaps import lock_assignments
 
 
@@ -85,16 +85,16 @@ def both_confirmed(result: RunResult) -> Verdict:
     notes = [r["notes"] for r in result.final]
     stamps = {who: min(n.count(f"[{who}]") for n in notes) for who in "AB"}
     if any(count != 1 for count in stamps.values()):
-        return Verdict("anomaly", f"confirmations landed {stamps} times on shifts #3 and #5")
+        return Verdict(Outcome.ANOMALY, f"confirmations landed {stamps} times on shifts #3 and #5")
     deadlocks = [st for st, code in result.errors().items() if code == "40P01"]
     if deadlocks:
-        return Verdict("prevented-by-abort", f"deadlock: {deadlocks[0]} was the victim"
+        return Verdict(Outcome.ABORTED, f"deadlock: {deadlocks[0]} was the victim"
                        " (40P01), rolled back and retried; both confirmations landed once")
     if result.errors():
         failed = ", ".join(f"{st} failed with {c}" for st, c in result.errors().items())
-        return Verdict("prevented-by-abort", f"{failed}; after the retry both confirmations"
+        return Verdict(Outcome.ABORTED, f"{failed}; after the retry both confirmations"
                        " landed once")
-    return Verdict("prevented-by-waiting" if result.waits() else "fine",
+    return Verdict(Outcome.WAITED if result.waits() else Outcome.FINE,
                    "no deadlock: B waited for A's locks; both confirmations landed once")
 
 
@@ -115,4 +115,5 @@ SCENARIO = Scenario(
                 "a_lock1 b_lock1 a_lock2 a_stamp a_commit b_lock2 b_stamp b_commit" + _RETRIES,
                 both_confirmed),
     ),
+    not_in_matrix='3,432 orderings per level: too slow for CI until the explorer runs in parallel',
 )

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from ..runner import COMMIT, RunResult, Scenario, Variant, Verdict, step
+from ..runner import COMMIT, MatrixRow, Outcome, RunResult, Scenario, Variant, Verdict, step
 from ..seed import FACULTY, RESIDENTS
 from ..services import swaps
 
@@ -56,14 +56,14 @@ def one_swap_wins(result: RunResult) -> Verdict:
     status = {r["id"]: r for r in result.tables["swaps"]}
     executed = [i for i, r in status.items() if r["status"] == "executed"]
     if len(executed) > 1:
-        return Verdict("anomaly", "both swaps executed: shift #5 was given away twice")
+        return Verdict(Outcome.ANOMALY, "both swaps executed: shift #5 was given away twice")
     stuck = [i for i, r in status.items() if r["status"] == "approved"]
     if stuck:
         codes = ", ".join(f"{st} failed with {c}" for st, c in result.errors().items())
-        return Verdict("anomaly", f"swap #{stuck[0]} is still 'approved' after a raw database"
+        return Verdict(Outcome.ANOMALY, f"swap #{stuck[0]} is still 'approved' after a raw database"
                        f" error ({codes}): the user gets a 500, the request hangs")
     loser = next(r for r in status.values() if r["status"] == "rejected")
-    return Verdict("prevented-by-waiting" if result.waits() else "fine",
+    return Verdict(Outcome.WAITED if result.waits() else Outcome.FINE,
                    f"swap #{executed[0]} executed; swap #{loser['id']} rejected:"
                    f" {loser['reason']}")
 
@@ -82,5 +82,8 @@ SCENARIO = Scenario(
         Variant("fixed", "Lock both assignments in id order, re-check, reject the loser.",
                 _sessions(swaps.execute_swap, False), "a_execute c_execute a_commit"
                 " c_commit", one_swap_wins),
+    ),
+    matrix=(
+        MatrixRow("swap left 'approved' by a raw error (app)", 'naive'),
     ),
 )

@@ -67,8 +67,9 @@ def _until_not_waiting(session: Session, pid: int, bound_s: float = 5.0) -> None
         time.sleep(0.0005)  # ok-sleep: a poll that only observes the cancel landing; the order is fixed
 
 
-def cancel_statement(session: Session, worker: Connection) -> str:
-    """Stop the statement `worker` is running, from the database's side.
+def cancel_statement(session: Session, worker: Connection, worker_pid: int | None) -> str:
+    """Stop the statement `worker` (server process `worker_pid`) is running, from the
+    database's side.
 
     PostgreSQL: ``pg_cancel_backend`` (the worker's statement fails with 57014, its
     transaction is aborted, the locks it waited for are untouched). SQLite has no
@@ -76,9 +77,8 @@ def cancel_statement(session: Session, worker: Connection) -> str:
     interrupted statement is actually running (not while it waits for the lock).
     """
     if session.get_bind().dialect.name == "postgresql":
-        pid = worker.info["backend_pid"]
-        sent = session.scalar(select(func.pg_cancel_backend(pid)))
-        _until_not_waiting(session, pid)
+        sent = session.scalar(select(func.pg_cancel_backend(worker_pid)))
+        _until_not_waiting(session, worker_pid)
         return f"pg_cancel_backend(worker) -> {sent}"
     worker.connection.dbapi_connection.interrupt()
     return "interrupt() sent to the worker's connection"

@@ -9,8 +9,7 @@ and psql-style result tables.
 from __future__ import annotations
 
 from ..runner import RunResult
-from ..runner.psql import aligned_table
-from ..runner.scenario import split_permutation
+from .psql import aligned_table
 
 
 def header(sessions: int) -> str:
@@ -18,8 +17,7 @@ def header(sessions: int) -> str:
 
 
 def permutation_output(result: RunResult) -> str:
-    names = [name for entry in result.permutation for name, _ in split_permutation(entry)]
-    lines = ["", "starting permutation: " + " ".join(names)]
+    lines = ["", "starting permutation: " + " ".join(e.name for e in result.permutation)]
     for rs in result.setup_results:
         lines += aligned_table(rs.columns, rs.rows)
     events = result.events
@@ -28,7 +26,7 @@ def permutation_output(result: RunResult) -> str:
             waits = i + 1 < len(events) and events[i + 1].kind == "wait" \
                 and events[i + 1].step == e.step
             lines.append(f"step {e.step}: {e.detail}" + (" <waiting ...>" if waits else ""))
-        elif e.kind == "complete" and e.detail == "<... completed>":
+        elif e.kind == "complete" and e.resumed:
             lines.append(f"step {e.step}: <... completed>")
         elif e.kind == "complete":
             for rs in e.results:

@@ -37,7 +37,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from lab.errors import UsageError
+from lab.errors import PermutationError, UsageError
+from lab.runner.schedule import Entry as PermutationStep
+from lab.runner.schedule import Schedule
 
 
 @dataclass(frozen=True)
@@ -54,12 +56,6 @@ class SpecSession:
     steps: tuple[SpecStep, ...]
     setup: str | None = None
     teardown: str | None = None
-
-
-@dataclass(frozen=True)
-class PermutationStep:
-    name: str
-    blockers: tuple[str, ...] = ()  # "*" or other step names, as written
 
 
 @dataclass(frozen=True)
@@ -283,28 +279,26 @@ class _Parser:
         if not entries:
             raise self.fail(start.line, f"permutation lists no steps (found"
                                         f" {self.peek().describe()})")
-        for tok, _ in entries:
-            if tok.value not in self.steps:
-                raise self.fail(tok.line, f"permutation names unknown step {tok.value!r}")
-        listed = {tok.value for tok, _ in entries}
+        result = tuple(PermutationStep(tok.value, tuple(m.value for m in markers))
+                       for tok, markers in entries)
+        lines: dict[tuple[str, str | None], int] = {}
         for tok, markers in entries:
-            for mark in markers:
-                if mark.kind == "punct":  # "*": report the step as waiting once
-                    continue
-                if mark.value not in self.steps:
-                    raise self.fail(mark.line, f"marker of step {tok.value!r} names unknown"
-                                               f" step {mark.value!r}")
-                if mark.value not in listed:
-                    raise self.fail(mark.line, f"marker of step {tok.value!r} names step"
-                                               f" {mark.value!r}, which this permutation"
-                                               " does not run")
-                session = self.steps[tok.value].session
-                if self.steps[mark.value].session == session:
-                    raise self.fail(mark.line, f"step {tok.value!r} cannot be blocked by"
-                                               f" {mark.value!r}: both are in session"
-                                               f" {session!r}")
-        return tuple(PermutationStep(tok.value, tuple(m.value for m in markers))
-                     for tok, markers in entries)
+            lines.setdefault((tok.value, None), tok.line)
+            for m in markers:
+                lines.setdefault((tok.value, m.value), m.line)
+        schedule = Schedule(self._programs(), free_order=True)
+        try:
+            schedule.check(result)  # the same rules as every permutation the lab plays
+        except PermutationError as exc:
+            line = lines.get((exc.step, exc.marker), start.line)
+            raise self.fail(line, str(exc)) from None
+        return result
+
+    def _programs(self) -> dict[str, list[str]]:
+        programs: dict[str, list[str]] = {}
+        for step in self.steps.values():
+            programs.setdefault(step.session, []).append(step.name)
+        return programs
 
     def markers(self, step: str) -> list[_Token]:
         self.take()  # "("

@@ -57,7 +57,7 @@ def backend(db: str) -> None:
         for name, case in CASES:
             for level in levels:
                 t0 = time.perf_counter()
-                found = explore(get(name), case, level, target, db=shared)
+                found = explore(get(name), case, level, target, database=shared)
                 took = time.perf_counter() - t0
                 n = len(found.interleavings)
                 runs += n

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from .db import RunDatabase, Target, resolve
 from .errors import StepTimeout
-from .runner import DEFAULT_TIMEOUT_S, Outcome, Run, RunResult, Scenario, classify
+from .runner import DEFAULT_TIMEOUT_S, Outcome, Replay, Run, RunResult, Scenario, classify
 from .runner.scenario import normalize_isolation
 from .runner.stage import Stage, shared_database
 
@@ -30,7 +30,7 @@ class Interleaving:
     permutation: tuple[str, ...]  # step names, in the order played
     outcome: Outcome
     detail: str  # the anomaly, the SQLSTATEs, or why it got stuck
-    replay: str
+    replay: Replay
     queued: bool = False  # two sessions queued for one lock: PostgreSQL picks the winner
 
 
@@ -110,10 +110,10 @@ def explore(scenario: Scenario | str, case: str | None = None, isolation: str | 
                 outcome, detail = classify(result)
                 found.interleavings.append(Interleaving(
                     tuple(e.name for e in result.permutation), outcome, detail,
-                    result.replay.cli, queued=result.queued))
+                    result.replay, queued=result.queued))
             except StepTimeout as exc:
                 found.interleavings.append(Interleaving(prefix, Outcome.STUCK, str(exc),
-                                                        run.replay().cli))
+                                                        run.replay()))
             finally:
                 run.close()
             found.seconds = time.monotonic() - started
@@ -147,9 +147,9 @@ def explorations(cases: Sequence[tuple[Scenario, str]], targets: Sequence[Target
 
 
 def targets(choice: str | Iterable[str] | None) -> list[Target]:
-    """'postgresql,sqlite' -> Targets ('postgresql' means the embedded server)."""
+    """'postgresql,sqlite' -> Targets (`resolve` reads each: 'postgresql' is embedded)."""
     names = choice.split(",") if isinstance(choice, str) else list(choice or ["embedded"])
-    return [resolve("embedded" if n.strip() == "postgresql" else n.strip()) for n in names]
+    return [resolve(n.strip()) for n in names]
 
 
 class ProgressBar:
@@ -208,5 +208,6 @@ def summary(explorations: list[Exploration]) -> str:
             lines += ["", f"{e.backend} / {e.isolation.upper()}: "
                       + ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))]
             for i in odd:
-                lines += [f"  {i.outcome}: {i.detail}", f"    {i.replay}"]
+                lines += [f"  {i.outcome}: {i.detail}", f"    {i.replay.cli}",
+                          f"    {i.replay.python}"]
     return "\n".join(lines) + "\n"

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from matplotlib.colors import LinearSegmentedColormap
 from matplotlib.figure import Figure
 
-from .db import Target
+from .db import Target, resolve
 from .files import replace_file
 from .explorer import Exploration, explorations
 from .runner import ISOLATION_LEVELS, Outcome
@@ -157,10 +157,11 @@ def _short_backend(label: str) -> str:
     return "PG" if "PostgreSQL" in label else "SQLite"
 
 
-def build(targets: Sequence[Target], *, rows: Sequence[Row] = ROWS,
+def build(dbs: Sequence[Target | str], *, rows: Sequence[Row] = ROWS,
           levels: Sequence[str] = ISOLATION_LEVELS,
           progress: Callable[[str], Callable[[Exploration], None]] | None = None) -> Matrix:
-    """Explore every row's case under every level on every backend."""
+    """Explore every row's case under every level on every backend (`dbs` as for `Run`)."""
+    targets = [db if isinstance(db, Target) else resolve(db) for db in dbs]
     cases = [(get(row.scenario), row.case) for row in rows]
     cells: dict[tuple[str, str, str], Cell] = {}
     columns: list[tuple[str, str]] = []

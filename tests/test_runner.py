@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from lab.errors import PermutationError, RunFailed
 from lab.models import Assignment
-from lab.runner import COMMIT, ROLLBACK, Run, Scenario, Variant, Verdict, step
+from lab.runner import COMMIT, ROLLBACK, Outcome, Run, Scenario, Variant, Verdict, step
 
 PG = "embedded"
 
@@ -197,3 +197,16 @@ def test_three_sessions_two_blocked_at_once_on_different_rows():
                            {"id": 2, "name": "Resident Twoac"})
         traces.add(r.text())
     assert len(traces) == 1
+
+
+@pytest.mark.parametrize("db", [PG, "sqlite"])
+def test_an_anomaly_prints_a_python_replay_that_plays_the_same_run(db):
+    from lab.scenarios import get
+
+    r = Run(get("concurrent-edit"), "whole-object-save", db=db).play(
+        "a_load b_load a_save a_commit b_save b_commit")
+    anomaly = r.verdict.outcome is Outcome.ANOMALY
+    assert anomaly == (db == PG)  # SQLite refuses B's save instead
+    assert (f"replay in Python: {r.replay.python}" in r.text()) == anomaly
+    again = eval(r.replay.python, {"Run": Run})  # noqa: S307 - our own replay line
+    assert again.text() == r.text()

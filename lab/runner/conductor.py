@@ -193,7 +193,7 @@ class Run:
                 raise StepTimeout(
                     f"step {job.step.name} (session {session}) did not finish within"
                     f" {self.timeout:g} s and no session of this run blocks it"
-                    f" [{self.replay().cli}]")
+                    f" [{self._replay_text()}]")
         return ()
 
     def _open_waiters(self) -> list[str]:
@@ -259,7 +259,11 @@ class Run:
         parts = [f"step {self._jobs[s].step.name} (session {s}) {why}, blocked by "
                  f"{', '.join(graph[s]) or 'nothing visible'}" for s in sessions]
         return StepTimeout(f"stuck after {self.timeout:g} s: " + "; ".join(parts) +
-                           f" [{self.replay().cli}]")
+                           f" [{self._replay_text()}]")
+
+    def _replay_text(self) -> str:
+        replay = self.replay()
+        return f"{replay.cli} | in Python: {replay.python}"
 
     def _complete(self, job: Job, resumed: bool = False) -> None:
         if job.crash is not None:

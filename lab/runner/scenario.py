@@ -2,7 +2,8 @@
 
 It mirrors PostgreSQL's isolation spec files. A step is SQL text, ``COMMIT``/``ROLLBACK``,
 or a callable that gets its session's SQLAlchemy ``Session`` (``session.connection()``
-gives the Connection), and a note that says, Hermitage style, what it expects: "B: blocks until A commits".
+gives the Connection), and a note that says, Hermitage style, what it expects:
+"B: blocks until A commits".
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
 ISOLATION_LEVELS = ("read committed", "repeatable read", "serializable")
 
 Action = str | Callable[[Session], Any] | Any  # SQL text, COMMIT/ROLLBACK, a callable; a
-# driver may define its own (spec files: RawSQL)
+# driver may define its own (spec files bring theirs)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from ..runner import COMMIT, ISOLATION_LEVELS, MatrixRow, RunResult, Scenario, Variant, Verdict, judged, step
+from ..runner import (
+    COMMIT, ISOLATION_LEVELS, MatrixRow, RunResult, Scenario, Variant, Verdict, judged, step,
+)
 from ..seed import CLINIC, RESIDENTS, block_id
 from ..services import assignments, coverage
 

@@ -13,7 +13,9 @@ from __future__ import annotations
 from sqlalchemy import func, select, update
 
 from ..models import Assignment, Person
-from ..runner import COMMIT, ISOLATION_LEVELS, MatrixRow, Outcome, RunResult, Scenario, Variant, Verdict, step
+from ..runner import (
+    COMMIT, ISOLATION_LEVELS, MatrixRow, Outcome, RunResult, Scenario, Variant, Verdict, step,
+)
 from ..seed import block_id
 
 AM, PM = block_id(0, "AM"), block_id(0, "PM")

@@ -93,6 +93,18 @@ def _sessions(locked: bool):
             "B": _session("b", SUNDAY, "Sunday", locked)}
 
 
+CHECK_THEN_ADD = Variant(
+    name="check-then-add", sessions=_sessions(False), invariant=within_duty_hours,
+    summary="Check, then add: RC and RR allow write skew, SERIALIZABLE aborts one.",
+    permutation="a_check b_check a_add b_add a_commit b_commit", isolations=ISOLATION_LEVELS)
+
+LOCK_PERSON_ROW = Variant(
+    name="lock-person-row", sessions=_sessions(True), invariant=within_duty_hours,
+    summary="Lock the resident's row first: B waits, then the rule refuses Sunday"
+            " (READ COMMITTED).",
+    permutation="a_lock b_lock a_check a_add a_commit b_check b_add b_commit",
+    isolations=ISOLATION_LEVELS)
+
 SCENARIO = Scenario(
     name="duty-hours",
     title="A resident over the duty-hour limit",
@@ -100,16 +112,7 @@ SCENARIO = Scenario(
     frame="II",
     setup=None,  # the seed already gives Resident One five weekday mornings in a row
     final_state=FINAL,
-    variants=(
-        Variant("check-then-add", "Check, then add: RC and RR allow write skew,"
-                " SERIALIZABLE aborts one.", _sessions(False),
-                "a_check b_check a_add b_add a_commit b_commit", within_duty_hours,
-                isolations=ISOLATION_LEVELS),
-        Variant("lock-person-row", "Lock the resident's row first: B waits, then the rule"
-                " refuses Sunday (READ COMMITTED).", _sessions(True),
-                "a_lock b_lock a_check a_add a_commit b_check b_add b_commit",
-                within_duty_hours, isolations=ISOLATION_LEVELS),
-    ),
+    variants=(CHECK_THEN_ADD, LOCK_PERSON_ROW),
     matrix=(
         MatrixRow("duty hours over the limit (G2)", "check-then-add"),
         MatrixRow("fix: lock the resident", "lock-person-row", fix=True),

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from ..runner import COMMIT, ISOLATION_LEVELS, MatrixRow, RunResult, Scenario, Variant, Verdict, judged, step
+from ..runner import (
+    COMMIT, ISOLATION_LEVELS, MatrixRow, RunResult, Scenario, Variant, Verdict, judged, step,
+)
 from ..seed import FACULTY, START
 from ..services import coverage
 

@@ -13,7 +13,9 @@ from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from ..models import Assignment
-from ..runner import COMMIT, ISOLATION_LEVELS, MatrixRow, RunResult, Scenario, Variant, Verdict, judged, step
+from ..runner import (
+    COMMIT, ISOLATION_LEVELS, MatrixRow, RunResult, Scenario, Variant, Verdict, judged, step,
+)
 from ..seed import FACULTY, INPATIENT, RESIDENTS, block_id
 from ..services import assignments, coverage
 from ..errors import DomainError

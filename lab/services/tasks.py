@@ -67,7 +67,8 @@ def _until_not_waiting(session: Session, pid: int, bound_s: float = 5.0) -> None
         time.sleep(0.0005)  # ok-sleep: a poll that only observes the cancel landing; the order is fixed
 
 
-def cancel_statement(session: Session, worker: Connection, worker_pid: int | None) -> str:
+def cancel_statement(session: Session, worker: Connection,
+                     worker_pid: int | None) -> str:
     """Stop the statement `worker` (server process `worker_pid`) is running, from the
     database's side.
 

@@ -1,0 +1,66 @@
+"""A race is one file: every scenario the catalog discovers must also be everywhere a
+reader looks for it. A new scenario without its notebook, nav entry, README row or
+matrix decision fails here, naming what is missing."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from lab import matrix
+from lab.scenarios import SCENARIOS
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _nav() -> dict[str, str]:
+    """mkdocs.yml's nav as {page path: title}."""
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_multi_constructor("", lambda *_: None)  # !!python tags: not needed here
+    found: dict[str, str] = {}
+
+    def walk(items) -> None:
+        for item in items:
+            for title, value in item.items():
+                if isinstance(value, list):
+                    walk(value)
+                else:
+                    found[value] = title
+
+    walk(yaml.load((ROOT / "mkdocs.yml").read_text(), Loader=Loader)["nav"])
+    return found
+
+
+NAV = _nav()
+README = (ROOT / "README.md").read_text()
+
+
+@pytest.mark.parametrize("name", list(SCENARIOS))
+def test_every_scenario_has_its_notebook_nav_entry_readme_row_and_matrix_decision(name):
+    scenario = SCENARIOS[name]
+    notebooks = sorted((ROOT / "notebooks").glob(f"[0-9][0-9]-{name}.ipynb"))
+    assert len(notebooks) == 1, f"{name}: expected one notebooks/NN-{name}.ipynb"
+    first = json.loads(notebooks[0].read_text())["cells"][0]
+    assert "".join(first["source"]).splitlines()[0] == f"# {scenario.title}", \
+        f"{name}: the notebook's heading is not the scenario's title"
+    page = f"notebooks/{notebooks[0].name}"
+    assert NAV.get(page) == scenario.title, f"{name}: mkdocs.yml nav must list {page}" \
+        f" as {scenario.title!r}"
+    assert re.search(rf"^\| [^|]+ \| [^|]*`{re.escape(name)}`", README, re.M), \
+        f"{name}: no row in the README's race table"
+    assert bool(scenario.matrix) != bool(scenario.not_in_matrix), \
+        f"{name}: declare matrix rows, or say in not_in_matrix why it has none"
+    for row in scenario.matrix:
+        scenario.variant(row.case)  # a row names a real case
+
+
+def test_the_matrix_rows_are_exactly_what_the_scenarios_declare():
+    declared = {(s.name, r.case, r.label) for s in SCENARIOS.values() for r in s.matrix}
+    assert {(r.scenario, r.case, r.label) for r in matrix.ROWS} == declared
+    assert len({r.label for r in matrix.ROWS}) == len(matrix.ROWS), "row labels must differ"

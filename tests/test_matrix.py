@@ -7,7 +7,17 @@ import pytest
 
 from lab.matrix import ROWS
 
-LOST_UPDATE, READ_SKEW, DIRTY, WRITE_SKEW, PHANTOM, RATIO = (r.label for r in ROWS[:6])
+def _label(scenario: str, case: str) -> str:
+    return next(r.label for r in ROWS if (r.scenario, r.case) == (scenario, case))
+
+
+LOST_UPDATE = _label("concurrent-edit", "whole-object-save")
+READ_SKEW = _label("coverage-report-read-skew", "two-reads")
+DIRTY = _label("read-during-write", "report")
+WRITE_SKEW = _label("on-call-write-skew", "check-then-act")
+PHANTOM = _label("block-capacity-phantom", "count-then-insert")
+RATIO = _label("supervision-ratio", "check-then-act")
+DUTY = _label("duty-hours", "check-then-add")
 RC, RR, SER = "read committed", "repeatable read", "serializable"
 
 
@@ -23,6 +33,7 @@ def cell(matrix, label: str, backend: str, level: str):
     (WRITE_SKEW, True, True, False),     # snapshot isolation permits write skew; SSI does not
     (PHANTOM, True, True, False),
     (RATIO, True, True, False),
+    (DUTY, True, True, False),
     (DIRTY, False, False, False),        # no level of PostgreSQL reads uncommitted rows
 ])
 def test_postgresql_cells_match_the_documented_levels(anomaly_matrix, label, rc, rr, ser):
@@ -35,7 +46,7 @@ def test_postgresql_cells_match_the_documented_levels(anomaly_matrix, label, rc,
 
 def test_serializable_prevents_write_skew_by_aborting(anomaly_matrix):
     matrix, _ = anomaly_matrix
-    for label in (WRITE_SKEW, PHANTOM, RATIO):
+    for label in (WRITE_SKEW, PHANTOM, RATIO, DUTY):
         c = cell(matrix, label, "PostgreSQL", SER)
         assert c.verdict == "prevented by abort"
         assert all("40001" in i.detail for i in c.exploration.interleavings
@@ -45,7 +56,7 @@ def test_serializable_prevents_write_skew_by_aborting(anomaly_matrix):
 def test_the_parent_row_lock_fails_under_repeatable_read_only(anomaly_matrix):
     matrix, _ = anomaly_matrix
     for label in ("fix: lock the call night", "fix: lock the block (capacity)",
-                  "fix: lock the block (supervision)"):
+                  "fix: lock the block (supervision)", "fix: lock the resident"):
         assert cell(matrix, label, "PostgreSQL", RC).anomalies == 0
         assert cell(matrix, label, "PostgreSQL", RR).anomalies > 0, label
         assert cell(matrix, label, "PostgreSQL", SER).anomalies == 0

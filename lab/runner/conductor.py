@@ -24,7 +24,6 @@ from collections.abc import Iterable, Sequence
 from ..db import RunDatabase, Target, resolve
 from ..errors import RunFailed, StepTimeout
 from .driver import Before
-from .outcome import Verdict
 from .result import Events, Replay, RunResult
 from .scenario import Scenario, Step, Variant, normalize_isolation
 from .schedule import Entry, Launch, parse_entries
@@ -404,6 +403,3 @@ class Run:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-__all__ = ["DEFAULT_TIMEOUT_S", "QUEUED_NOTE", "Run", "Verdict"]

@@ -242,8 +242,8 @@ class TestConcurrentAssignmentEdit:
     def test_concurrent_assignment_edit_with_separate_sessions(self, concurrent_edit_scenario, w):
         r = play("concurrent-edit", w)
         assert r.final[0]["id"] == concurrent_edit_scenario.assignment.id
-        assert_trace(r, w)
         assert broken_edit(r, concurrent_edit_scenario) == w.broken
+        assert_trace(r, w)
 
     @pytest.mark.parametrize("w", [
         way("fixed-postgresql", case="select-for-update", db=PG, waits=[("b_lock", ("A",))],
@@ -267,8 +267,8 @@ class TestConcurrentAssignmentEdit:
     def test_concurrent_edit_with_explicit_locking(self, concurrent_edit_scenario, w):
         r = play("explicit-locking", w)
         assert r.final[0]["id"] == concurrent_edit_scenario.assignment.id
-        assert_trace(r, w)
         assert broken_locking(r, concurrent_edit_scenario) == w.broken
+        assert_trace(r, w)
 
 
 # -- frame 5.2 ----------------------------------------------------------------------------
@@ -313,8 +313,8 @@ class TestSwapDuringGeneration:
     ])
     def test_swap_during_schedule_generation(self, swap_scenario, w):
         r = play("swap-during-generation", w)
-        assert_trace(r, w)
         assert broken_generation(r, swap_scenario) == w.broken
+        assert_trace(r, w)
 
 
 # -- frame 5.3 ----------------------------------------------------------------------------
@@ -369,8 +369,8 @@ class TestTaskCancellation:
     ])
     def test_task_cancellation_mid_execution(self, w):
         r = play("task-cancellation", w)
-        assert_trace(r, w)
         assert broken_cancel(r) == w.broken
+        assert_trace(r, w)
 
     @pytest.mark.parametrize("w", [
         way("fixed-postgresql", case="asyncio", db=PG, waits=[], errors={}, commits=[],
@@ -384,8 +384,8 @@ class TestTaskCancellation:
     ])
     def test_task_cancellation_with_asyncio(self, w):
         r = play("task-cancellation", w)
-        assert_trace(r, w)
         assert broken_async_cancel(r) == w.broken
+        assert_trace(r, w)
 
 
 # -- frame 5.4 ----------------------------------------------------------------------------
@@ -442,8 +442,8 @@ class TestSwapRaceCondition:
     ])
     def test_swap_race_condition_two_faculty_want_same_shift(self, swap_scenario, w):
         r = play("swap-race", w)
-        assert_trace(r, w)
         assert broken_swap_race(r, swap_scenario) == w.broken
+        assert_trace(r, w)
 
     @pytest.mark.parametrize("w", [
         # the original's own case: a second swap request for the same shift
@@ -468,8 +468,8 @@ class TestSwapRaceCondition:
     ])
     def test_swap_auto_matcher_prevents_double_booking(self, w):
         r = play("pending-swap", w)
-        assert_trace(r, w)
         assert broken_booking(r) == w.broken
+        assert_trace(r, w)
 
 
 # -- frame 5.5 ----------------------------------------------------------------------------
@@ -536,8 +536,8 @@ class TestConcurrentEdgeCases:
     ])
     def test_concurrent_read_during_write(self, swap_scenario, w):
         r = play("read-during-write", w)
-        assert_trace(r, w)
         assert broken_reads(r, swap_scenario) == w.broken
+        assert_trace(r, w)
 
     @pytest.mark.parametrize("w", [
         way("fixed-postgresql", case="id-order", db=PG, waits=[("b_lock1", ("A",))],
@@ -559,5 +559,5 @@ class TestConcurrentEdgeCases:
     ])
     def test_deadlock_prevention(self, swap_scenario, w):
         r = play("swap-deadlock", w)
-        assert_trace(r, w)
         assert broken_lock_order(r, swap_scenario) == w.broken
+        assert_trace(r, w)

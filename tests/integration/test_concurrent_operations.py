@@ -40,7 +40,9 @@ ABORTED, ANOMALY, FINE, WAITED = Outcome.ABORTED, Outcome.ANOMALY, Outcome.FINE,
 # -- the original fixtures, read from the lab's seeded schedule ------------------------
 
 @dataclass(frozen=True)
-class PersonRow:
+class Named:
+    """A person or a rotation template: its id and its name."""
+
     id: int
     name: str
 
@@ -54,12 +56,6 @@ class BlockRow:
     @property
     def label(self) -> str:
         return f"{self.date:%A} {self.time_of_day}"
-
-
-@dataclass(frozen=True)
-class TemplateRow:
-    id: int
-    name: str
 
 
 @dataclass(frozen=True)
@@ -77,27 +73,27 @@ class ConcurrentEditScenario:
     field names are the original's."""
 
     assignment: AssignmentRow
-    faculty_a: PersonRow
-    faculty_b: PersonRow
+    faculty_a: Named
+    faculty_b: Named
     block: BlockRow
-    template: TemplateRow
+    template: Named
 
 
 @dataclass(frozen=True)
 class SwapScenario:
     """The two shifts the swap races move: Dr Adams' Monday AM (#3), Dr Baker's Monday PM (#5)."""
 
-    faculty_a: PersonRow
-    faculty_b: PersonRow
+    faculty_a: Named
+    faculty_b: Named
     assignment_a: AssignmentRow
     assignment_b: AssignmentRow
     block_a: BlockRow
     block_b: BlockRow
 
 
-def _rows(a: Assignment) -> tuple[AssignmentRow, PersonRow, BlockRow]:
+def _rows(a: Assignment) -> tuple[AssignmentRow, Named, BlockRow]:
     return (AssignmentRow(a.id, a.block_id, a.person_id, a.rotation_template_id),
-            PersonRow(a.person.id, a.person.name),
+            Named(a.person.id, a.person.name),
             BlockRow(a.block.id, a.block.date, a.block.time_of_day))
 
 
@@ -117,8 +113,8 @@ def concurrent_edit_scenario(seeded: Session) -> ConcurrentEditScenario:
     a = seeded.get_one(Assignment, edit_steps.ASSIGNMENT_ID)
     assignment, holder, block = _rows(a)
     new = seeded.get_one(Person, edit_steps.B_PERSON_ID)
-    return ConcurrentEditScenario(assignment, holder, PersonRow(new.id, new.name), block,
-                                  TemplateRow(a.rotation_template.id, a.rotation_template.name))
+    return ConcurrentEditScenario(assignment, holder, Named(new.id, new.name), block,
+                                  Named(a.rotation_template.id, a.rotation_template.name))
 
 
 @pytest.fixture(scope="module")

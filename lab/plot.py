@@ -105,9 +105,10 @@ def timeline(result: RunResult, ax: Axes | None = None, *, wall_clock: bool = Fa
     ax.set_title(f"{result.scenario} · {result.case} · {result.isolation.upper()} · "
                  f"{result.backend}", fontsize=10, loc="left")
     if verdict is not None:
-        fig.text(0.01, 0.005, _wrap(str(verdict)), fontsize=8.5, va="bottom",
+        line = str(verdict) + (f"  |  {result.serial.lines()[0]}" if result.serial else "")
+        fig.text(0.01, 0.005, _wrap(line), fontsize=8.5, va="bottom",
                  color=OUTCOME_COLORS[verdict.outcome])
-        fig.get_layout_engine().set(h_pad=0.35 + 0.12 * _wrap(str(verdict)).count("\n"))
+        fig.get_layout_engine().set(h_pad=0.35 + 0.12 * _wrap(line).count("\n"))
     return fig
 
 

@@ -69,6 +69,7 @@ class SessionDriver(Protocol):
     def session_setup(self, variant: Variant) -> Mapping[str, Any]: ...
     def session_teardown(self, variant: Variant) -> Mapping[str, Any]: ...
     def teardown(self, stage: Stage) -> None: ...
+    def serial_state(self, stage: Stage, tables: Mapping[str, tuple]) -> Mapping[str, tuple]: ...
     def replay_args(self, scenario: Scenario, variant: Variant) -> list[str]: ...
     def replay_python(self, scenario: Scenario, variant: Variant) -> str: ...
 
@@ -115,7 +116,7 @@ class OrmDriver:
         if ctx.failed and action in (COMMIT, ROLLBACK):
             failed, ctx.failed = ctx.failed, None
             return StepResult(f"nothing to {action.lower()}: the transaction was rolled back"
-                              f" after {failed}")
+                              f" after {failed}", skipped=True)
         if ctx.failed:  # as in PostgreSQL, nothing more runs in a transaction that failed
             return StepResult(f"skipped: the transaction was rolled back after {ctx.failed}",
                               skipped=True)
@@ -136,9 +137,10 @@ class OrmDriver:
                 tag = action.split(None, 1)[0].upper()
                 return StepResult(f"{tag} {result.rowcount}", rowcount=result.rowcount)
             value: Any = action(session)
+            key = None if step.serial_key is None else (step.serial_key(value),)
             if isinstance(value, int) and not isinstance(value, bool):
-                return StepResult(f"rowcount {value}", rowcount=value)
-            return StepResult(describe(value))
+                return StepResult(f"rowcount {value}", rowcount=value, key=key)
+            return StepResult(describe(value), key=key)
         except Exception as exc:
             error = classify(exc)
             if error is None:
@@ -179,6 +181,10 @@ class OrmDriver:
 
     def teardown(self, stage: Stage) -> None:
         pass
+
+    def serial_state(self, stage: Stage, tables: Mapping[str, tuple]) -> Mapping[str, tuple]:
+        """The final state the serial check compares: the scenario's final-state rows."""
+        return tables
 
     def replay_args(self, scenario: Scenario, variant: Variant) -> list[str]:
         return [scenario.name, "--case", variant.name]

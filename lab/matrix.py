@@ -32,11 +32,13 @@ class Row:
     scenario: str
     case: str
     fix: bool = False  # a fix's row: does it hold at this level?
+    app: bool = False  # an application bug (see MatrixRow.app)
 
 
 def catalog_rows() -> tuple[Row, ...]:
     """Every row the catalog's scenarios declare: the races first, then the fixes."""
-    rows = [Row(r.label, s.name, r.case, r.fix) for s in SCENARIOS.values() for r in s.matrix]
+    rows = [Row(r.label, s.name, r.case, r.fix, r.app) for s in SCENARIOS.values()
+            for r in s.matrix]
     return tuple(sorted(rows, key=lambda r: r.fix))
 
 

@@ -14,10 +14,10 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, event, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
@@ -45,6 +45,7 @@ class SessionContext:
     peers: dict[str, SessionContext] = field(default_factory=dict)
     failed: str | None = None  # the code that rolled the open transaction back
     last_error: str | None = None  # the latest error code, as an except-block would see it
+    commits: int = 0  # COMMITs the session has made, its steps' own included
 
 
 def context(session: Session) -> SessionContext:
@@ -103,14 +104,25 @@ class OrmDriver:
         return session.connection()
 
     def registered(self, session: Session) -> None:
+        ctx = context(session)
+        event.listen(session, "after_commit", lambda _s: setattr(ctx, "commits", ctx.commits + 1))
         session.commit()
 
     def execute(self, step: Step, session: Session, before: Before | None) -> StepResult:
         """Run one step and describe what the session saw; expected errors become results.
 
         `before` runs first on the session's connection (the deadlock-timeout stagger),
-        except for COMMIT/ROLLBACK, which must not open a transaction of their own.
+        except for COMMIT/ROLLBACK, which must not open a transaction of their own. A
+        step whose own code committed is marked: the trace cannot see that boundary.
         """
+        ctx = context(session)
+        commits = ctx.commits
+        out = self._execute(step, session, before)
+        if ctx.commits != commits and step.action not in (COMMIT, ROLLBACK):
+            out = replace(out, commits_inside=True)
+        return out
+
+    def _execute(self, step: Step, session: Session, before: Before | None) -> StepResult:
         ctx = context(session)
         action = step.action
         if ctx.failed and action in (COMMIT, ROLLBACK):

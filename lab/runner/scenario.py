@@ -82,6 +82,9 @@ class MatrixRow:
     label: str  # the anomaly, in Hermitage's words where it has one
     case: str
     fix: bool = False  # a fix's row: does it hold at this level?
+    # an application bug no isolation level fixes: the invariant judges what the
+    # application does after an error, which the serial check (rolled back) cannot see
+    app: bool = False
 
 
 @dataclass(frozen=True)

@@ -163,6 +163,11 @@ def orders(committed: Sequence[Transaction],
 
 def check(played: Sequence[Played], events: Sequence[Event], sessions: Sequence[str],
           state: Mapping[str, tuple], replay: Replay) -> SerialCheck:
+    inside = next((p.step for p in played if p.result.commits_inside), None)
+    if inside is not None:
+        return SerialCheck(Serializability.UNCHECKED, note=(
+            f"step {inside} commits inside its own code, so the run's transaction"
+            " boundaries are not all steps; the check needs COMMIT as a step of its own"))
     committed, aborted = transactions(played, events, sessions)
     left_out = _left_out(aborted)
     if not committed:
@@ -172,7 +177,8 @@ def check(played: Sequence[Played], events: Sequence[Event], sessions: Sequence[
         return SerialCheck(Serializability.UNCHECKED, note=(
             f"{len(committed)} committed transactions have {n} serial orders, more than"
             f" the {MAX_ORDERS} the check replays"))
-    single = f"the only committed transaction; {left_out}" if len(committed) == 1 else ""
+    single = f"the only committed transaction; {left_out}" \
+        if len(committed) == 1 and left_out else ""
     explanations = []
     for order in orders(committed, sessions):
         try:
@@ -195,11 +201,14 @@ def replay_key(scenario: str, case: str, order: Sequence[Transaction]) -> tuple:
 
 
 def _left_out(aborted: list[str]) -> str:
+    """'B's aborted transaction is left out', or 'aborted and left out: B (2), C'."""
     if not aborted:
         return ""
-    names = ", ".join(dict.fromkeys(aborted))
-    return f"aborted and left out: {names}" if len(aborted) > 1 else \
-        f"{names}'s aborted transaction is left out"
+    if len(aborted) == 1:
+        return f"{aborted[0]}'s aborted transaction is left out"
+    counts = {s: aborted.count(s) for s in aborted}
+    return "aborted and left out: " + ", ".join(
+        f"{s} ({n})" if n > 1 else s for s, n in counts.items())
 
 
 def _difference(order: Sequence[Transaction], replayed: Replayed,

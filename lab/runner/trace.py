@@ -44,6 +44,7 @@ class StepResult:
     results: tuple[ResultSet, ...] = ()  # spec steps: every result set, for psql tables
     autocommit: bool = False  # a spec statement run outside BEGIN: a transaction of its own
     key: tuple[Any] | None = None  # what the serial check compares instead (Step.serial_key)
+    commits_inside: bool = False  # a Python step whose own code committed (say, a service)
 
 
 @dataclass(frozen=True)

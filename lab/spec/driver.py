@@ -166,11 +166,13 @@ def execute_raw(sql: str, conn: Connection, before: Before | None) -> StepResult
     with dbapi.cursor() as cur:
         try:
             cur.execute(sql)
-        except psycopg.Error as exc:
+        except psycopg.Error as exc:  # a failed COMMIT ends its transaction: rolled back
+            now_idle = dbapi.info.transaction_status == idle
             return StepResult(error=StepError(
                 exc.sqlstate or type(exc).__name__,
                 exc.diag.message_primary or str(exc).splitlines()[0], ErrorKind.DATABASE),
-                autocommit=outside and dbapi.info.transaction_status == idle)
+                autocommit=outside and now_idle,
+                ended="rollback" if was_open and now_idle else None)
         while True:
             tag = (cur.statusmessage or "").split(" ", 1)[0]
             was_open |= tag == "BEGIN"
@@ -207,10 +209,11 @@ def _sqlite(sql: str, dbapi: sqlite3.Connection) -> StepResult:
                     tuple(tuple(None if v is None else str(v) for v in r) for r in rows)))
             elif statement.split(None, 1)[0].upper() in _CHANGES:
                 changed = (changed or 0) + cur.rowcount
-        except sqlite3.Error as exc:
+        except sqlite3.Error as exc:  # (a refused COMMIT leaves the transaction open)
             return StepResult(error=StepError(
                 getattr(exc, "sqlite_errorname", type(exc).__name__), str(exc),
-                ErrorKind.DATABASE), autocommit=outside and not dbapi.in_transaction)
+                ErrorKind.DATABASE), autocommit=outside and not dbapi.in_transaction,
+                ended="rollback" if was_open and not dbapi.in_transaction else None)
         if was_open and not dbapi.in_transaction:
             ended = _ENDS.get(statement.split(None, 1)[0].upper().rstrip(";"), "commit")
     return _result(results, ended, changed,

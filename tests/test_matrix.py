@@ -7,7 +7,19 @@ import pytest
 
 from lab.matrix import ROWS
 
-LOST_UPDATE, READ_SKEW, DIRTY, WRITE_SKEW, PHANTOM, RATIO = (r.label for r in ROWS[:6])
+
+
+def label(scenario: str, case: str) -> str:
+    """A row's label, found by what it plays (the rows' order follows the catalog's)."""
+    return next(r.label for r in ROWS if (r.scenario, r.case) == (scenario, case))
+
+
+LOST_UPDATE = label("concurrent-edit", "whole-object-save")
+READ_SKEW = label("coverage-report-read-skew", "two-reads")
+DIRTY = label("read-during-write", "report")
+WRITE_SKEW = label("on-call-write-skew", "check-then-act")
+PHANTOM = label("block-capacity-phantom", "count-then-insert")
+RATIO = label("supervision-ratio", "check-then-act")
 RC, RR, SER = "read committed", "repeatable read", "serializable"
 
 

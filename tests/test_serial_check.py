@@ -207,8 +207,47 @@ def test_the_check_is_identical_from_run_to_run():
 def test_a_skip_locked_queue_is_correct_but_not_serializable():
     """The judges disagree by design: no request is approved twice, yet a worker that
     skips a held request and commits the next is explained by no serial order."""
-    from lab.explorer import explore
-
-    found = explore(load_scenario(str(SPECS / "skip-locked.spec")), None, RC, "embedded")
+    found = explore_spec("skip-locked", RC)
     assert found.count("anomaly") == 0 and found.count("stuck") == 0
     assert 0 < len(found.not_serializable) < len(found.interleavings)
+
+
+def test_explore_judges_a_spec_without_invariant_by_the_serial_check():
+    found = explore_spec("g2-item-write-skew", RC)
+    assert found.count("anomaly") == len(found.not_serializable) > 0
+    assert all(i.detail.startswith("not serializable: in ") for i in found.anomalies)
+
+
+def explore_spec(name: str, level: str):
+    from lab.explorer import explore
+
+    return explore(load_scenario(str(SPECS / f"{name}.spec")), None, level, "embedded")
+
+
+def test_the_flag_adds_one_line_per_permutation_and_nothing_else(capsys, monkeypatch):
+    from lab import cli
+
+    monkeypatch.chdir(SPECS.parent)
+    monkeypatch.delenv("LAB_DATABASE_URL", raising=False)
+    assert cli.main(["run", "specs/lost-update.spec"]) == 0
+    plain = capsys.readouterr().out
+    assert cli.main(["run", "specs/lost-update.spec", "--serial-check"]) == 0
+    checked = capsys.readouterr().out.splitlines()
+    heads = [i for i, ln in enumerate(checked) if ln.startswith("serial check: ")]
+    assert len(heads) == plain.count("starting permutation:") == 3
+    for i in heads:  # the last lines of a permutation's output: the next one starts
+        j = i + 1
+        while j < len(checked) and checked[j].startswith("  in "):
+            j += 1
+        assert j == len(checked) or (checked[j] == ""
+                                     and checked[j + 1].startswith("starting permutation:"))
+    kept = [ln for ln in checked if not ln.startswith(("serial check: ", "  in "))]
+    assert "\n".join(kept) + "\n" == plain
+
+
+def test_the_timeline_shows_the_serial_check_in_its_verdict_line():
+    from lab import timeline
+
+    (r,) = run_spec(str(SPECS / "g2-item-write-skew.spec"), isolation=RR, serial_check=True)
+    texts = [t.get_text().replace("\n", " ") for t in timeline(r).texts]
+    assert any("serial check: NOT serializable" in t for t in texts)

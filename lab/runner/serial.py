@@ -94,8 +94,8 @@ def transactions(played: Sequence[Played], events: Sequence[Event],
 
     A transaction ends with a step that committed or rolled back, or is an autocommit
     statement; steps skipped after an error belong to the attempt that failed. One still
-    open at the end of the run was rolled back then (an ``end`` event); one that is not
-    was ended by its own step (a Python step may commit inside itself).
+    open at the end of the run was rolled back then (an ``end`` event); steps left over
+    with no transaction open ran no SQL, and count as committed (they changed nothing).
     """
     rolled_back_at_end = {e.session for e in events if e.kind == "end"}
     found: list[tuple[int, Transaction]] = []
@@ -163,6 +163,8 @@ def orders(committed: Sequence[Transaction],
 
 def check(played: Sequence[Played], events: Sequence[Event], sessions: Sequence[str],
           state: Mapping[str, tuple], replay: Replay) -> SerialCheck:
+    """Judge a finished run: `played` and `events` are its record, `state` its final
+    state, `replay` plays a serial order on its stage (see `replayer`)."""
     inside = next((p.step for p in played if p.result.commits_inside), None)
     if inside is not None:
         return SerialCheck(Serializability.UNCHECKED, note=(

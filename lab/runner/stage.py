@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from ..db import RunDatabase, Target, WaitModel, open_run_database
 from .driver import ORM, SessionContext, SessionDriver, attach
+from .serial import Replayed
 from .worker import SessionWorker
 
 
@@ -53,7 +54,7 @@ class Stage:
         self.workers: dict[str, SessionWorker] = {}
         self.contexts: dict[str, SessionContext] = {}
         self.used = db is not None  # a borrowed database is reset before the first run
-        self.replays: dict[tuple, Any] = {}  # serial replays played here, by order: see serial
+        self.replays: dict[tuple, Replayed] = {}  # serial replays played here, by order
         self._owns_db = db is None
         try:
             self.db = db or open_run_database(target)

@@ -37,6 +37,9 @@ def _parser() -> argparse.ArgumentParser:
                      " file, or one file per permutation into this folder")
     run.add_argument("--trace", action="store_true",
                      help="spec files: the lab's trace instead of isolationtester's output")
+    run.add_argument("--serial-check", action="store_true",
+                     help="spec files: after each permutation, say whether it equals some"
+                          " serial order of its committed transactions (Python runs always do)")
     run.add_argument("--wall-clock", action="store_true", help="plot milliseconds, not steps")
     run.add_argument("--timeout", type=float, default=None,
                      help="seconds any one wait may last (default 5)")
@@ -150,7 +153,8 @@ def _run_spec(args, scenario, target, isolation: str, timeout: float) -> int:
         print(text, end="", flush=True)
 
     results = run_spec(scenario, db=target, isolation=isolation, timeout=timeout,
-                       permutation=args.permutation, on_result=show)
+                       permutation=args.permutation, serial_check=args.serial_check,
+                       on_result=show)
     _plot(args, results)
     return 0
 

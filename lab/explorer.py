@@ -32,6 +32,7 @@ class Interleaving:
     detail: str  # the anomaly, the SQLSTATEs, or why it got stuck
     replay: Replay
     queued: bool = False  # two sessions queued for one lock: PostgreSQL picks the winner
+    serializable: bool | None = None  # the serial check; None: not checked (or stuck)
 
 
 @dataclass
@@ -43,10 +44,21 @@ class Exploration:
     orderings: int  # all orders that keep each session's steps in order
     interleavings: list[Interleaving] = field(default_factory=list)
     complete: bool = True  # False when a limit stopped it early
+    serial_checked: bool = True  # each interleaving also went through the serial check
     seconds: float = 0.0
 
     def count(self, outcome: Outcome | str) -> int:
         return sum(1 for i in self.interleavings if i.outcome == outcome)
+
+    @property
+    def not_serializable(self) -> list[Interleaving]:
+        return [i for i in self.interleavings if i.serializable is False]
+
+    @property
+    def unchecked(self) -> int:
+        """Finished interleavings the serial check skipped (past its bound)."""
+        return sum(1 for i in self.interleavings
+                   if i.serializable is None and i.outcome is not Outcome.STUCK)
 
     @property
     def anomalies(self) -> list[Interleaving]:
@@ -68,13 +80,16 @@ def explore(scenario: Scenario | str, case: str | None = None, isolation: str | 
             db: Target | str | None = None, *, timeout: float = DEFAULT_TIMEOUT_S,
             progress: Callable[[Exploration], None] | None = None,
             on_result: Callable[[RunResult], None] | None = None,
-            database: RunDatabase | None = None, limit: int | None = None) -> Exploration:
+            database: RunDatabase | None = None, limit: int | None = None,
+            serial_check: bool = True) -> Exploration:
     """Play every feasible interleaving of one case at one isolation level on one backend.
 
     `scenario`: a Scenario, a catalog name or a spec file's path; `db` as for `Run`.
     `on_result` sees each finished run (the spec runner prints them as they come).
     `database`: a database from `shared_database`, to share across explorations.
     `limit`: stop after that many interleavings (the first ones, in the same order).
+    `serial_check`: also classify each as serializable or not (lab.runner.serial); each
+    serial order is replayed once per exploration, on the same stage.
     """
     if isinstance(scenario, str):
         from .scenarios import find
@@ -84,7 +99,8 @@ def explore(scenario: Scenario | str, case: str | None = None, isolation: str | 
     isolation = normalize_isolation(isolation or variant.isolations[0])
     target = db if isinstance(db, Target) else resolve(db)
     lengths = [len(steps) for steps in variant.sessions.values()]
-    found = Exploration(scenario.name, variant.name, isolation, "", orderings(lengths))
+    found = Exploration(scenario.name, variant.name, isolation, "", orderings(lengths),
+                        serial_checked=serial_check)
     started = time.monotonic()
     stage: Stage | None = None
     todo: list[tuple[str, ...]] = [()]  # prefixes still to play, deepest choice on top
@@ -95,7 +111,7 @@ def explore(scenario: Scenario | str, case: str | None = None, isolation: str | 
                 stage = Stage(target, list(variant.sessions), isolation, timeout=timeout,
                               driver=scenario.driver, reusable=True, db=database)
             run = Run(scenario, variant.name, isolation=isolation, stage=stage,
-                      timeout=timeout, track_locks=False)
+                      timeout=timeout, track_locks=False, serial_check=serial_check)
             found.backend = run.db.label
             try:
                 for name in prefix:
@@ -110,7 +126,8 @@ def explore(scenario: Scenario | str, case: str | None = None, isolation: str | 
                 outcome, detail = classify(result)
                 found.interleavings.append(Interleaving(
                     tuple(e.name for e in result.permutation), outcome, detail,
-                    result.replay, queued=result.queued))
+                    result.replay, queued=result.queued,
+                    serializable=result.serial.serializable if result.serial else None))
             except StepTimeout as exc:
                 found.interleavings.append(Interleaving(prefix, Outcome.STUCK, str(exc),
                                                         run.replay()))
@@ -128,7 +145,7 @@ def explore(scenario: Scenario | str, case: str | None = None, isolation: str | 
 
 def explorations(cases: Sequence[tuple[Scenario, str]], targets: Sequence[Target],
                  levels: Sequence[str] | None = None, *, timeout: float = DEFAULT_TIMEOUT_S,
-                 limit: int | None = None,
+                 limit: int | None = None, serial_check: bool = True,
                  progress: Callable[[str], ProgressBar] | None = None) -> Iterator[Exploration]:
     """The one exploration loop: each case under each level (default: the case's own) on
     each backend, one shared database per backend. `progress(label)`: a progress bar."""
@@ -140,7 +157,8 @@ def explorations(cases: Sequence[tuple[Scenario, str]], targets: Sequence[Target
                     label = f"{scenario.name} / {variant.name} / {level} / {target.label}"
                     bar = progress(label) if progress else None
                     found = explore(scenario, case, level, target, timeout=timeout,
-                                    progress=bar, database=database, limit=limit)
+                                    progress=bar, database=database, limit=limit,
+                                    serial_check=serial_check)
                     if bar is not None:
                         bar.done()
                     yield found
@@ -184,12 +202,14 @@ def summary(explorations: list[Exploration]) -> str:
     lines = [f"{first.scenario} / {first.case}: {first.orderings} orderings of the steps;"
              " 'feasible' counts those that can happen (a blocked session waits)",
              "(aborted: a database error or a 409 rolled a transaction back; a business rule"
-             " saying no counts as fine)", ""]
+             " saying no counts as fine; not serializable: no serial order of the committed"
+             " transactions gives the same results and final state)", ""]
     if not all(e.complete for e in explorations):
         lines[-1:-1] = ["(+: stopped at --limit; more feasible interleavings remain)"]
-    cols = ["backend", "isolation", "feasible", *OUTCOMES]
+    cols = ["backend", "isolation", "feasible", *OUTCOMES, "not serializable"]
     rows = [[e.backend, e.isolation, str(len(e.interleavings)) + ("" if e.complete else "+"),
-             *(str(e.count(o)) for o in OUTCOMES)] for e in explorations]
+             *(str(e.count(o)) for o in OUTCOMES), str(len(e.not_serializable))]
+            for e in explorations]
     widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(cols)]
     lines.append("  ".join(c.ljust(w) if i < 2 else c.rjust(w)
                            for i, (c, w) in enumerate(zip(cols, widths))))
@@ -197,6 +217,10 @@ def summary(explorations: list[Exploration]) -> str:
         lines.append("  ".join(v.ljust(w) if i < 2 else v.rjust(w)
                                for i, (v, w) in enumerate(zip(r, widths))))
     for e in explorations:
+        if e.serial_checked and e.unchecked:
+            lines += ["", f"{e.backend} / {e.isolation.upper()}: the serial check could not"
+                      f" judge {e.unchecked} interleavings (more serial orders than its bound,"
+                      " or a replay that could not run one transaction at a time)"]
         queued = sum(i.queued for i in e.interleavings)
         if queued:
             lines += ["", f"{e.backend} / {e.isolation.upper()}: {queued} interleavings queue two"

@@ -32,11 +32,13 @@ class Row:
     scenario: str
     case: str
     fix: bool = False  # a fix's row: does it hold at this level?
+    app: bool = False  # an application bug (see MatrixRow.app)
 
 
 def catalog_rows() -> tuple[Row, ...]:
     """Every row the catalog's scenarios declare: the races first, then the fixes."""
-    rows = [Row(r.label, s.name, r.case, r.fix) for s in SCENARIOS.values() for r in s.matrix]
+    rows = [Row(r.label, s.name, r.case, r.fix, r.app) for s in SCENARIOS.values()
+            for r in s.matrix]
     return tuple(sorted(rows, key=lambda r: r.fix))
 
 
@@ -57,6 +59,18 @@ class Cell:
     @property
     def feasible(self) -> int:
         return len(self.exploration.interleavings)
+
+    @property
+    def not_serializable(self) -> int:
+        """Interleavings the serial check found equal to no serial order."""
+        return len(self.exploration.not_serializable)
+
+    @property
+    def serial(self) -> str:
+        """The second figure: how many interleavings are not serializable."""
+        unchecked = self.exploration.unchecked
+        return f"{self.not_serializable} of {self.feasible} not serializable" + (
+            f" ({unchecked} unchecked)" if unchecked else "")
 
     @property
     def verdict(self) -> str:
@@ -90,12 +104,14 @@ class Matrix:
                                              for b, i in self.columns]
         lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for row in self.rows:
-            cells = [self.cell(row, b, i).verdict for b, i in self.columns]
-            cells = [f"**{c}**" if c.startswith("possible") else c for c in cells]
+            cells = [self.cell(row, b, i) for b, i in self.columns]
+            cells = [(f"**{c.verdict}**" if c.anomalies else c.verdict) + f"<br>{c.serial}"
+                     for c in cells]
             lines.append(f"| {row.label}<br><small>{row.scenario} / {row.case}</small> | "
                          + " | ".join(cells) + " |")
         backends = sorted({b for b, _ in self.columns})
-        lines += ["", f"{self.runs} interleavings played on {', '.join(backends)}."]
+        lines += ["", f"{self.runs} interleavings played on {', '.join(backends)}. Each cell"
+                  " gives the invariant's figure, then the serial check's."]
         return "\n".join(lines) + "\n"
 
     def __repr__(self) -> str:  # notebooks: the table as text...
@@ -107,7 +123,7 @@ class Matrix:
     def heatmap(self) -> Figure:
         """Share of interleavings that broke the invariant; prevented cells say how."""
         n_rows, n_cols = len(self.rows), len(self.columns)
-        fig = Figure(figsize=(2.2 + 1.25 * n_cols, 0.9 + 0.42 * n_rows), layout="constrained")
+        fig = Figure(figsize=(2.2 + 1.25 * n_cols, 0.9 + 0.55 * n_rows), layout="constrained")
         ax = fig.add_subplot()
         share = [[self.cell(r, b, i).anomalies / max(self.cell(r, b, i).feasible, 1)
                   for b, i in self.columns] for r in self.rows]
@@ -118,6 +134,7 @@ class Matrix:
                 c = self.cell(r, b, i)
                 text = (f"{c.anomalies}/{c.feasible}" if c.anomalies else
                         c.verdict.replace("prevented by ", "").replace("prevented", "ok"))
+                text += f"\nNS {c.not_serializable}/{c.feasible}"
                 ax.text(x, y, text, ha="center", va="center", fontsize=8,
                         color="white" if share[y][x] > 0.6 else "black")
         ax.set_xticks(range(n_cols), [f"{_short_backend(b)}\n{SHORT[i]}"
@@ -125,7 +142,8 @@ class Matrix:
         ax.set_yticks(range(n_rows), [r.label for r in self.rows], fontsize=8)
         ax.xaxis.tick_top()
         ax.tick_params(length=0)
-        ax.set_title("anomalous interleavings / feasible interleavings", fontsize=9)
+        ax.set_title("anomalous interleavings / feasible interleavings; NS: not serializable",
+                     fontsize=9)
         return fig
 
     def png(self) -> bytes:

@@ -104,10 +104,12 @@ def timeline(result: RunResult, ax: Axes | None = None, *, wall_clock: bool = Fa
     verdict = result.verdict
     ax.set_title(f"{result.scenario} · {result.case} · {result.isolation.upper()} · "
                  f"{result.backend}", fontsize=10, loc="left")
-    if verdict is not None:
-        fig.text(0.01, 0.005, _wrap(str(verdict)), fontsize=8.5, va="bottom",
+    if verdict is not None:  # the invariant's verdict, then the serial check's first line
+        text = "\n".join(_wrap(line) for line in [str(verdict)] + (
+            result.serial.lines()[:1] if result.serial else []))
+        fig.text(0.01, 0.005, text, fontsize=8.5, va="bottom",
                  color=OUTCOME_COLORS[verdict.outcome])
-        fig.get_layout_engine().set(h_pad=0.35 + 0.12 * _wrap(str(verdict)).count("\n"))
+        fig.get_layout_engine().set(h_pad=0.35 + 0.12 * text.count("\n"))
     return fig
 
 

@@ -1,8 +1,8 @@
 """The spec files in specs/: their isolationtester output, and what PostgreSQL really did.
 
-Each ``specs/expected/NAME[.VARIANT].out`` is the exact stdout of ``python -m lab run
-specs/NAME.spec`` (VARIANT: an isolation level such as ``serializable``, or ``sqlite``
-for ``--db sqlite``). The output comparisons catch any change in what the lab prints; the
+Each ``specs/expected/NAME[.VARIANT...].out`` is the exact stdout of ``python -m lab run
+specs/NAME.spec`` (each VARIANT adds options: an isolation level such as ``serializable``,
+``sqlite`` for ``--db sqlite``, ``serial`` for ``--serial-check``). The output comparisons catch any change in what the lab prints; the
 semantic tests below say, in words, which behaviour each file must show, and play the
 permutations through the Python API so that they check the runner's own record (who
 waited for whom, which step failed with which SQLSTATE, who committed, the verdict).
@@ -31,13 +31,14 @@ ROOT = Path(__file__).resolve().parent.parent
 SPECS = ROOT / "specs"
 EXPECTED = SPECS / "expected"
 
-# the part of an expected file's name between NAME and .out -> the extra `lab run` options
+# each dot-separated part of an expected file's name between NAME and .out -> the extra
+# `lab run` options it stands for
 VARIANTS = {
-    "": [],
     "read-committed": ["--isolation", "read committed"],
     "repeatable-read": ["--isolation", "repeatable read"],
     "serializable": ["--isolation", "serializable"],
     "sqlite": ["--db", "sqlite"],
+    "serial": ["--serial-check"],
 }
 
 
@@ -47,9 +48,12 @@ def expected_files() -> list[Path]:
 
 def command(out: Path) -> tuple[Path, list[str]]:
     """The spec and the `lab run` options an expected file was made with."""
-    name, _, variant = out.name[: -len(".out")].partition(".")
-    assert variant in VARIANTS, f"{out.name}: unknown variant {variant!r}; known: {list(VARIANTS)}"
-    return SPECS / f"{name}.spec", VARIANTS[variant]
+    name, *variants = out.name[: -len(".out")].split(".")
+    options: list[str] = []
+    for variant in variants:
+        assert variant in VARIANTS, f"{out.name}: unknown variant {variant!r}; known: {list(VARIANTS)}"
+        options += VARIANTS[variant]
+    return SPECS / f"{name}.spec", options
 
 
 def run_command(spec: Path, options: list[str]) -> str:

@@ -19,16 +19,17 @@ import atexit
 import contextlib
 import time
 import weakref
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from ..db import RunDatabase, Target, resolve
 from ..errors import RunFailed, StepTimeout
 from .driver import Before
+from . import serial
 from .result import Events, Replay, RunResult
 from .scenario import Scenario, Step, Variant, normalize_isolation
 from .schedule import Entry, Launch, parse_entries
 from .stage import Stage
-from .trace import Event, EventKind, ResultSet, StepResult
+from .trace import Event, EventKind, Played, ResultSet, StepResult
 from .worker import Job
 
 DEFAULT_TIMEOUT_S = 5.0
@@ -53,10 +54,15 @@ class Run:
     def __init__(self, scenario: Scenario | str, case: str | None = None, *,
                  isolation: str | None = None, db: Target | str | None = None,
                  timeout: float = DEFAULT_TIMEOUT_S, track_locks: bool = True,
-                 stage: Stage | None = None):
+                 stage: Stage | None = None, serial_check: bool = True,
+                 free_order: bool = False):
         """`scenario`: a Scenario, a catalog name or a spec file's path. `db`: 'embedded'
         (default), 'sqlite', 'sqlite-wal', a postgresql:// URL, or a Target.
-        `stage`: play on an existing stage (the explorer's); it is reset, not closed."""
+        `stage`: play on an existing stage (the explorer's); it is reset, not closed.
+        `serial_check`: at the end, replay the committed transactions one at a time
+        (lab.runner.serial); the result's `serial` says whether the run is serializable.
+        `free_order`: a session's steps may skip ahead (the serial replay leaves aborted
+        transactions out)."""
         if isinstance(scenario, str):
             from ..scenarios import find
 
@@ -64,12 +70,15 @@ class Run:
         self.scenario = scenario
         self.driver = scenario.driver
         self.track_locks = track_locks
+        self.serial_check = serial_check
+        self._keeps_state = serial_check or free_order  # a replay reads what the check compares
         self.variant: Variant = scenario.variant(case)
         self.isolation = normalize_isolation(isolation or self.variant.isolations[0])
         self.target = stage.target if stage else db if isinstance(db, Target) else resolve(db)
         self.timeout = timeout
         self.events: list[Event] = []
-        self.schedule = self.variant.schedule(free_order=self.driver.free_order)
+        self.schedule = self.variant.schedule(free_order=self.driver.free_order or free_order)
+        self.played: list[Played] = []  # each finished step and its result, for the replay
         self._steps = self.variant.steps()
         self._jobs: dict[str, Job] = {}  # the waiting sessions' steps in flight
         self._commits = 0
@@ -82,7 +91,7 @@ class Run:
         try:
             if stage is None:
                 self.stage = Stage(self.target, list(self.variant.sessions), self.isolation,
-                                   timeout=timeout, driver=self.driver)
+                                   timeout=timeout, driver=self.driver, reusable=serial_check)
             elif stage.used:
                 stage.reset()
             self.stage.used = True
@@ -268,6 +277,7 @@ class Run:
         if job.crash is not None:
             raise job.crash
         out, st, at = job.result, job.step, job.finished
+        self.played.append(Played(st.session, st.name, out, len(self.events)))
         if out.error is not None:
             self._emit("error", st, out.error.message, code=out.error.code,
                        error=out.error.kind, wall=at)
@@ -299,7 +309,7 @@ class Run:
 
     # -- the end ------------------------------------------------------------------------
     def finish(self) -> RunResult:
-        """End the run, read the final state, and judge it.
+        """End the run, read the final state, and judge it (and check it, see serial_check).
 
         Python scenarios roll back what idle sessions left open first, which may release
         steps still blocked, then wait for those. Spec files end as isolationtester ends
@@ -308,21 +318,7 @@ class Run:
         """
         self._check_open()
         try:
-            if self.driver.ends_idle_first:
-                self._end_open_transactions()
-            for session in list(self._jobs):
-                if not self._jobs[session].done.wait(self.timeout):
-                    raise self._stuck("never finished: the permutation ended", only=session)
-                self.waits.moved()
-                self._settle()
-            had_waiters = bool(self._jobs)
-            self._report_finished(force="*")
-            if not self.driver.ends_idle_first or had_waiters:
-                self._end_open_transactions()
-            for name, action in self.driver.session_teardown(self.variant).items():
-                self._session_call(name, action)
-            tables = self.stage.read(self.scenario.final_state)
-            self.driver.teardown(self.stage)
+            tables, state = self._wind_up()
             result = RunResult(
                 scenario=self.scenario.name, case=self.variant.name, isolation=self.isolation,
                 backend=self.db.label, permutation=tuple(self.schedule.played),
@@ -331,10 +327,42 @@ class Run:
                 sessions=tuple(self.variant.sessions),
                 setup_results=tuple(self._setup_results), queued=self._queued,
             )
+            if self.serial_check:
+                result.serial = serial.check(self.played, self.events, result.sessions,
+                                             state, serial.replayer(self))
             result.verdict = self.variant.invariant(result)
             return result
         finally:
             self.close()
+
+    def final_state(self) -> Mapping[str, tuple]:
+        """End the run as `finish` does, unjudged: the state the serial check compares."""
+        self._check_open()
+        try:
+            return self._wind_up()[1]
+        finally:
+            self.close()
+
+    def _wind_up(self) -> tuple[dict[str, tuple[dict, ...]], Mapping[str, tuple]]:
+        """Await the waiters, end open transactions, read the final state; tear down."""
+        if self.driver.ends_idle_first:
+            self._end_open_transactions()
+        for session in list(self._jobs):
+            if not self._jobs[session].done.wait(self.timeout):
+                raise self._stuck("never finished: the permutation ended", only=session)
+            self.waits.moved()
+            self._settle()
+        had_waiters = bool(self._jobs)
+        self._report_finished(force="*")
+        if not self.driver.ends_idle_first or had_waiters:
+            self._end_open_transactions()
+        for name, action in self.driver.session_teardown(self.variant).items():
+            self._session_call(name, action)
+        tables = self.stage.read(self.scenario.final_state)
+        state = self.driver.serial_state(self.stage, tables) \
+            if self._keeps_state else tables
+        self.driver.teardown(self.stage)
+        return tables, state
 
     def _end_open_transactions(self) -> None:
         for name, worker in self.workers.items():

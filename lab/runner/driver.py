@@ -14,10 +14,10 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, event, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
@@ -45,6 +45,7 @@ class SessionContext:
     peers: dict[str, SessionContext] = field(default_factory=dict)
     failed: str | None = None  # the code that rolled the open transaction back
     last_error: str | None = None  # the latest error code, as an except-block would see it
+    commits: int = 0  # COMMITs the session has made, its steps' own included
 
 
 def context(session: Session) -> SessionContext:
@@ -69,6 +70,7 @@ class SessionDriver(Protocol):
     def session_setup(self, variant: Variant) -> Mapping[str, Any]: ...
     def session_teardown(self, variant: Variant) -> Mapping[str, Any]: ...
     def teardown(self, stage: Stage) -> None: ...
+    def serial_state(self, stage: Stage, tables: Mapping[str, tuple]) -> Mapping[str, tuple]: ...
     def replay_args(self, scenario: Scenario, variant: Variant) -> list[str]: ...
     def replay_python(self, scenario: Scenario, variant: Variant) -> str: ...
 
@@ -102,20 +104,31 @@ class OrmDriver:
         return session.connection()
 
     def registered(self, session: Session) -> None:
+        ctx = context(session)
+        event.listen(session, "after_commit", lambda _s: setattr(ctx, "commits", ctx.commits + 1))
         session.commit()
 
     def execute(self, step: Step, session: Session, before: Before | None) -> StepResult:
         """Run one step and describe what the session saw; expected errors become results.
 
         `before` runs first on the session's connection (the deadlock-timeout stagger),
-        except for COMMIT/ROLLBACK, which must not open a transaction of their own.
+        except for COMMIT/ROLLBACK, which must not open a transaction of their own. A
+        step whose own code committed is marked: the trace cannot see that boundary.
         """
+        ctx = context(session)
+        commits = ctx.commits
+        out = self._execute(step, session, before)
+        if ctx.commits != commits and step.action not in (COMMIT, ROLLBACK):
+            out = replace(out, commits_inside=True)
+        return out
+
+    def _execute(self, step: Step, session: Session, before: Before | None) -> StepResult:
         ctx = context(session)
         action = step.action
         if ctx.failed and action in (COMMIT, ROLLBACK):
             failed, ctx.failed = ctx.failed, None
             return StepResult(f"nothing to {action.lower()}: the transaction was rolled back"
-                              f" after {failed}")
+                              f" after {failed}", skipped=True)
         if ctx.failed:  # as in PostgreSQL, nothing more runs in a transaction that failed
             return StepResult(f"skipped: the transaction was rolled back after {ctx.failed}",
                               skipped=True)
@@ -136,9 +149,10 @@ class OrmDriver:
                 tag = action.split(None, 1)[0].upper()
                 return StepResult(f"{tag} {result.rowcount}", rowcount=result.rowcount)
             value: Any = action(session)
+            key = None if step.serial_key is None else (step.serial_key(value),)
             if isinstance(value, int) and not isinstance(value, bool):
-                return StepResult(f"rowcount {value}", rowcount=value)
-            return StepResult(describe(value))
+                return StepResult(f"rowcount {value}", rowcount=value, key=key)
+            return StepResult(describe(value), key=key)
         except Exception as exc:
             error = classify(exc)
             if error is None:
@@ -179,6 +193,10 @@ class OrmDriver:
 
     def teardown(self, stage: Stage) -> None:
         pass
+
+    def serial_state(self, stage: Stage, tables: Mapping[str, tuple]) -> Mapping[str, tuple]:
+        """The final state the serial check compares: the scenario's final-state rows."""
+        return tables
 
     def replay_args(self, scenario: Scenario, variant: Variant) -> list[str]:
         return [scenario.name, "--case", variant.name]

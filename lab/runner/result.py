@@ -8,6 +8,7 @@ from typing import Any
 from ..spec.psql import aligned_table
 from .outcome import Outcome, Verdict
 from .schedule import Entry
+from .serial import SerialCheck
 from .trace import Event, ResultSet, render_rows
 
 
@@ -37,6 +38,7 @@ class RunResult:
     verdict: Verdict | None = None
     setup_results: tuple[ResultSet, ...] = ()  # spec files: what their setup SQL returned
     queued: bool = False  # two sessions queued for one lock: PostgreSQL picked the winner
+    serial: SerialCheck | None = None  # the serial-order check, when the run made it
 
     # -- questions ----------------------------------------------------------------------
     @property
@@ -80,6 +82,8 @@ class RunResult:
         lines = [self.title, "permutation: " + " ".join(map(str, self.permutation)), ""]
         lines += render_events(self.events)
         lines += ["", f"verdict: {self.verdict}"]
+        if self.serial is not None:
+            lines += self.serial.lines()
         for name, rows in self.tables.items():
             lines.append("final state:" if name == "" else f"final state, {name}:")
             lines += render_rows(rows)

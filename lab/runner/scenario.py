@@ -35,13 +35,17 @@ class Step:
     note: str = ""
     session: str = ""
     sqlite_note: str = ""  # where SQLite's whole-database lock makes the step act otherwise
+    # what of the step's return value the serial check compares, when not all of it is
+    # data: leave out a generated id, a clock value, a commit number (see lab.runner.serial)
+    serial_key: Callable[[Any], Any] | None = None
 
     def note_for(self, backend_kind: str) -> str:
         return self.sqlite_note if backend_kind == "sqlite" and self.sqlite_note else self.note
 
 
-def step(name: str, action: Action, note: str = "", *, sqlite: str = "") -> Step:
-    return Step(name, action, note, sqlite_note=sqlite)
+def step(name: str, action: Action, note: str = "", *, sqlite: str = "",
+         serial_key: Callable[[Any], Any] | None = None) -> Step:
+    return Step(name, action, note, sqlite_note=sqlite, serial_key=serial_key)
 
 
 @dataclass(frozen=True)
@@ -78,6 +82,9 @@ class MatrixRow:
     label: str  # the anomaly, in Hermitage's words where it has one
     case: str
     fix: bool = False  # a fix's row: does it hold at this level?
+    # an application bug no isolation level fixes: the invariant judges what the
+    # application does after an error, which the serial check (rolled back) cannot see
+    app: bool = False
 
 
 @dataclass(frozen=True)

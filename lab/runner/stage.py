@@ -12,11 +12,12 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, inspect, text
 from sqlalchemy.orm import Session
 
 from ..db import RunDatabase, Target, WaitModel, open_run_database
 from .driver import ORM, SessionContext, SessionDriver, attach
+from .serial import Replayed
 from .worker import SessionWorker
 
 
@@ -46,12 +47,14 @@ class Stage:
         self.timeout = timeout
         self.driver = driver
         self._admin: Connection | None = None
+        self._tables: frozenset[str] | None = None
         self.changed = threading.Condition()
         self.db: RunDatabase | None = None
         self.waits: WaitModel | None = None
         self.workers: dict[str, SessionWorker] = {}
         self.contexts: dict[str, SessionContext] = {}
         self.used = db is not None  # a borrowed database is reset before the first run
+        self.replays: dict[tuple, Replayed] = {}  # serial replays played here, by order
         self._owns_db = db is None
         try:
             self.db = db or open_run_database(target)
@@ -101,8 +104,20 @@ class Stage:
         finally:
             conn.rollback()
 
+    def table_names(self) -> frozenset[str]:
+        """The database's tables, once looked up (the serial check reads spec tables)."""
+        if self._tables is None:
+            self._tables = frozenset(inspect(self._conn()).get_table_names())
+            self._conn().rollback()
+        return self._tables
+
     def reset(self) -> None:
-        """Seeded rows back, sessions as freshly connected: ready for the next run."""
+        """Seeded rows back, sessions as freshly connected: ready for the next run.
+
+        A transaction still open (a replayed step that raised) is rolled back first, or
+        its locks would hold up the reset."""
+        for worker in self.workers.values():
+            worker.call(self.driver.end_transaction, self.timeout)
         self.db.reset()
         for name, worker in self.workers.items():
             restore = self.waits.restore(name)

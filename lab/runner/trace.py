@@ -40,8 +40,21 @@ class StepResult:
     rowcount: int | None = None
     error: StepError | None = None
     ended: Ended | None = None  # the transaction this step ended, and how
-    skipped: bool = False
+    skipped: bool = False  # it ran in a transaction that had already failed: it did nothing
     results: tuple[ResultSet, ...] = ()  # spec steps: every result set, for psql tables
+    autocommit: bool = False  # a spec statement run outside BEGIN: a transaction of its own
+    key: tuple[Any] | None = None  # what the serial check compares instead (Step.serial_key)
+    commits_inside: bool = False  # a Python step whose own code committed (say, a service)
+
+
+@dataclass(frozen=True)
+class Played:
+    """A step that finished, with its result: what the serial check replays and compares."""
+
+    session: str
+    step: str
+    result: StepResult
+    at: int  # how many events the run had when it finished: orders commits
 
 
 @dataclass(frozen=True)

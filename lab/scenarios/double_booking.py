@@ -78,6 +78,6 @@ SCENARIO = Scenario(
                 "a_check b_check a_book b_book a_commit b_commit", booked_once),
     ),
     matrix=(
-        MatrixRow('double booking as a raw 500 (app)', 'raw-error'),
+        MatrixRow('double booking as a raw 500 (app)', 'raw-error', app=True),
     ),
 )

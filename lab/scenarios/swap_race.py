@@ -84,6 +84,6 @@ SCENARIO = Scenario(
                 " c_commit", one_swap_wins),
     ),
     matrix=(
-        MatrixRow("swap left 'approved' by a raw error (app)", 'naive'),
+        MatrixRow("swap left 'approved' by a raw error (app)", 'naive', app=True),
     ),
 )

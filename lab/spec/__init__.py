@@ -25,10 +25,11 @@ def load_scenario(path: str | os.PathLike) -> Scenario:
 
 def run_spec(spec: Scenario | str, *, db: Target | str | None = None,
              isolation: str = "read committed", timeout: float | None = None,
-             permutation: str | None = None,
+             permutation: str | None = None, serial_check: bool = False,
              on_result: Callable[[RunResult], None] | None = None) -> list[RunResult]:
     """Play a spec as isolationtester would: `permutation`, else the file's permutation
-    lines, else every feasible order (in isolationtester's order). One stage for all."""
+    lines, else every feasible order (in isolationtester's order). One stage for all.
+    `serial_check`: check each run against the serial orders (`RunResult.serial`)."""
     from ..db import Target, resolve
     from ..runner import DEFAULT_TIMEOUT_S, Run
     from ..runner.stage import Stage
@@ -49,14 +50,15 @@ def run_spec(spec: Scenario | str, *, db: Target | str | None = None,
     if not todo:
         from ..explorer import explore
 
-        explore(scenario, None, isolation, target, timeout=timeout, on_result=show)
+        explore(scenario, None, isolation, target, timeout=timeout, on_result=show,
+                serial_check=serial_check)
         return results
     stage = Stage(target, list(variant.sessions), isolation, timeout=timeout,
-                  driver=scenario.driver, reusable=len(todo) > 1)
+                  driver=scenario.driver, reusable=len(todo) > 1 or serial_check)
     try:
         for entries in todo:
-            show(Run(scenario, isolation=isolation, stage=stage, timeout=timeout)
-                 .play(entries))
+            show(Run(scenario, isolation=isolation, stage=stage, timeout=timeout,
+                     serial_check=serial_check).play(entries))
     finally:
         stage.close()
     return results

@@ -9,16 +9,18 @@ permutation lines, its path) lives here, not on the shared scenario types.
 
 from __future__ import annotations
 
+import re
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
 from psycopg import pq
-from sqlalchemy import Connection
+from sqlalchemy import Connection, DateTime, Integer
 from sqlalchemy.orm import Session
 
+from .. import models
 from ..errors import RunFailed
 from ..runner.driver import Before
 from ..runner.outcome import ErrorKind, StepError
@@ -27,6 +29,35 @@ from ..runner.trace import Ended, ResultSet, StepResult
 
 _ENDS: dict[str, Ended] = {"COMMIT": "commit", "END": "commit", "ROLLBACK": "rollback",
                            "ABORT": "rollback"}
+_TABLE = re.compile(r'\b(?:from|into|update|join|table)\s+(?:only\s+)?"?([a-z_][\w$]*)',
+                    re.IGNORECASE)
+
+
+def mentioned_tables(sql: Iterable[str]) -> frozenset[str]:
+    """The names a spec's SQL puts where a table goes; `serial_state` keeps real tables."""
+    return frozenset(m.group(1) for text in sql for m in _TABLE.finditer(text))
+
+
+def _volatile_columns() -> dict[str, tuple[str, ...]]:
+    """Per lab table: its generated integer key and its timestamp columns."""
+    out = {}
+    for table in models.Base.metadata.tables.values():
+        key = list(table.primary_key.columns)
+        out[table.name] = tuple(
+            c.name for c in table.columns
+            if isinstance(c.type, DateTime)
+            or (key == [c] and isinstance(c.type, Integer) and c.autoincrement in (True, "auto")))
+    return out
+
+
+_VOLATILE = _volatile_columns()
+
+
+def _sort_key(row: tuple) -> tuple:
+    return tuple((v is None, str(v)) for v in row)
+
+
+_CHANGES = frozenset({"INSERT", "UPDATE", "DELETE", "MERGE"})  # tags whose count is rows affected
 
 
 @dataclass(frozen=True)
@@ -44,6 +75,7 @@ class SpecDriver:
     session_setups: Mapping[str, RawSQL] = field(default_factory=dict)
     session_teardowns: Mapping[str, RawSQL] = field(default_factory=dict)
     listed: tuple[tuple[Entry, ...], ...] = ()  # the file's permutation lines
+    mentioned: frozenset[str] = frozenset()  # names after FROM, INTO, UPDATE, JOIN, TABLE
 
     free_order = True
     sends_sql_as_written = True
@@ -92,6 +124,16 @@ class SpecDriver:
         if self.teardown_sql is not None:
             stage.write(lambda s: self._blocks(s, (self.teardown_sql,), "teardown"))
 
+    def serial_state(self, stage, tables) -> dict[str, tuple]:
+        """Every table the spec touched, whole, rows sorted: the final state the serial
+        check compares. Generated ids and timestamp columns of the lab's own tables are
+        left out: they depend on timing, not on the order of the transactions."""
+        names = sorted(self.mentioned & stage.table_names())
+        read = stage.read({t: f'SELECT * FROM "{t}"' for t in names})
+        return {t: tuple(sorted((tuple(v for k, v in row.items() if k not in _VOLATILE.get(t, ()))
+                                 for row in rows), key=_sort_key))
+                for t, rows in read.items()}
+
     @staticmethod
     def _blocks(session: Session, blocks: tuple[str, ...], what: str) -> list[ResultSet]:
         shown: list[ResultSet] = []
@@ -116,19 +158,27 @@ def execute_raw(sql: str, conn: Connection, before: Before | None) -> StepResult
     if before is not None and dbapi.info.transaction_status != pq.TransactionStatus.INERROR:
         before(conn)  # (SET would fail in an aborted transaction)
     results: list[ResultSet] = []
-    was_open = dbapi.info.transaction_status != pq.TransactionStatus.IDLE
+    idle = pq.TransactionStatus.IDLE
+    was_open = dbapi.info.transaction_status != idle
+    outside = not was_open  # no transaction before the step: autocommit, unless it BEGINs
     last_end = None
+    changed: int | None = None
     with dbapi.cursor() as cur:
         try:
             cur.execute(sql)
-        except psycopg.Error as exc:
+        except psycopg.Error as exc:  # a failed COMMIT ends its transaction: rolled back
+            now_idle = dbapi.info.transaction_status == idle
             return StepResult(error=StepError(
                 exc.sqlstate or type(exc).__name__,
-                exc.diag.message_primary or str(exc).splitlines()[0], ErrorKind.DATABASE))
+                exc.diag.message_primary or str(exc).splitlines()[0], ErrorKind.DATABASE),
+                autocommit=outside and now_idle,
+                ended="rollback" if was_open and now_idle else None)
         while True:
             tag = (cur.statusmessage or "").split(" ", 1)[0]
             was_open |= tag == "BEGIN"
             last_end = _ENDS.get(tag, last_end)
+            if tag in _CHANGES:
+                changed = (changed or 0) + cur.rowcount
             if cur.description is not None:
                 results.append(ResultSet(tuple(d.name for d in cur.description),
                                          tuple(tuple(r) for r in cur.fetchall())))
@@ -136,17 +186,20 @@ def execute_raw(sql: str, conn: Connection, before: Before | None) -> StepResult
                 break
     # ended only if a transaction was open and is not now: ROLLBACK TO SAVEPOINT has the
     # tag ROLLBACK but keeps it open; COMMIT PREPARED commits another, prepared one
-    ended = last_end if was_open and dbapi.info.transaction_status == pq.TransactionStatus.IDLE \
-        else None
-    return _result(results, ended)
+    now_idle = dbapi.info.transaction_status == idle
+    ended = last_end if was_open and now_idle else None
+    return _result(results, ended, changed, autocommit=not was_open and now_idle)
 
 
 def _sqlite(sql: str, dbapi: sqlite3.Connection) -> StepResult:
     """sqlite3 runs one statement per call; split the text where SQLite says one ends."""
     results: list[ResultSet] = []
     ended: Ended | None = None
+    outside = not dbapi.in_transaction  # autocommit, unless the text BEGINs
+    changed: int | None = None
     for statement in split_statements(sql):
         was_open = dbapi.in_transaction
+        outside &= not statement.upper().startswith("BEGIN")
         try:
             cur = dbapi.execute(statement)
             if cur.description is not None:
@@ -154,13 +207,17 @@ def _sqlite(sql: str, dbapi: sqlite3.Connection) -> StepResult:
                 results.append(ResultSet(
                     tuple(d[0] for d in cur.description),
                     tuple(tuple(None if v is None else str(v) for v in r) for r in rows)))
-        except sqlite3.Error as exc:
+            elif statement.split(None, 1)[0].upper() in _CHANGES:
+                changed = (changed or 0) + cur.rowcount
+        except sqlite3.Error as exc:  # (a refused COMMIT leaves the transaction open)
             return StepResult(error=StepError(
                 getattr(exc, "sqlite_errorname", type(exc).__name__), str(exc),
-                ErrorKind.DATABASE))
+                ErrorKind.DATABASE), autocommit=outside and not dbapi.in_transaction,
+                ended="rollback" if was_open and not dbapi.in_transaction else None)
         if was_open and not dbapi.in_transaction:
             ended = _ENDS.get(statement.split(None, 1)[0].upper().rstrip(";"), "commit")
-    return _result(results, ended)
+    return _result(results, ended, changed,
+                   autocommit=outside and ended is None and not dbapi.in_transaction)
 
 
 def split_statements(sql: str) -> list[str]:
@@ -179,6 +236,8 @@ def split_statements(sql: str) -> list[str]:
     return statements
 
 
-def _result(results: list[ResultSet], ended: Ended | None) -> StepResult:
+def _result(results: list[ResultSet], ended: Ended | None, changed: int | None, *,
+            autocommit: bool) -> StepResult:
     text = "; ".join(f"{len(r.rows)} row{'s' if len(r.rows) != 1 else ''}" for r in results)
-    return StepResult(text, results=tuple(results), ended=ended)
+    return StepResult(text, results=tuple(results), ended=ended, rowcount=changed,
+                      autocommit=autocommit)

@@ -33,4 +33,6 @@ def permutation_output(result: RunResult) -> str:
                 lines += aligned_table(rs.columns, rs.rows)
         elif e.kind == "error":
             lines.append(f"ERROR:  {e.detail}")
+    if result.serial is not None:  # --serial-check: one line after the permutation's output
+        lines += result.serial.lines()
     return "\n".join(lines) + "\n"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ..runner import RunResult, Scenario, Step, Variant, Verdict, judged
 from ..runner.schedule import Entry
-from .driver import RawSQL, SpecDriver
+from .driver import RawSQL, SpecDriver, mentioned_tables
 from .parser import Spec
 
 CASE = "spec"
@@ -30,7 +30,8 @@ def to_scenario(spec: Spec, source: str) -> Scenario:
         source=source, setup_blocks=spec.setup, teardown_sql=spec.teardown,
         session_setups={s.name: RawSQL(s.setup) for s in spec.sessions if s.setup},
         session_teardowns={s.name: RawSQL(s.teardown) for s in spec.sessions if s.teardown},
-        listed=listed)
+        listed=listed, mentioned=mentioned_tables(
+            [*spec.setup, *(st.sql for s in spec.sessions for st in s.steps)]))
     return Scenario(
         name=spec.name, title=spec.name,
         summary=f"spec file; invariants: {', '.join(labels) or 'none'}", frame="spec",
@@ -39,10 +40,17 @@ def to_scenario(spec: Spec, source: str) -> Scenario:
 
 
 def _judge(labels: list[str]):
+    """Each invariant that returns rows is broken. A spec with no invariant is judged by
+    the serial check when the run made one: not serializable is its anomaly."""
     def verdict(result: RunResult) -> Verdict:
         broken = [f"{label} ({len(rows)} row{'s' if len(rows) != 1 else ''})"
                   for label, rows in result.tables.items() if rows]
-        state = "every invariant holds" if labels else "the spec declares no invariant"
-        return judged(result, broken and "violated: " + ", ".join(broken), state)
+        check = result.serial
+        if labels or check is None or check.serializable is None:
+            state = "every invariant holds" if labels else "the spec declares no invariant"
+            return judged(result, broken and "violated: " + ", ".join(broken), state)
+        if not check.serializable:
+            return judged(result, "not serializable: " + "; ".join(check.explanations), "")
+        return judged(result, None, str(check).removeprefix("serial check: "))
 
     return verdict

@@ -1,4 +1,5 @@
-"""Timeline of a run: one lane per session, a box per step, hatched lock waits.
+"""Timeline of a run: one lane per session, a box per step, hatched lock waits, and what
+a step's session heard from the server (a NOTICE a trigger raised, a NOTIFY) above its box.
 
 The x axis is the conductor's logical step order by default, so the picture is the same on
 every run; ``wall_clock=True`` plots milliseconds instead (it varies run to run).
@@ -16,12 +17,14 @@ from matplotlib.patches import Rectangle
 from .db.protocol import Lock
 from .runner.outcome import Outcome
 from .runner.result import RunResult
+from .runner.trace import Notice, Notification
 
 PALETTE = ("#4C72B0", "#DD8452", "#55A868", "#8172B3", "#937860", "#DA8BC3")
 OUTCOME_COLORS = {Outcome.ANOMALY: "#C44E52", Outcome.WAITED: "#2E7D32",
                   Outcome.ABORTED: "#B8860B", Outcome.DEADLOCK: "#B8860B",
                   Outcome.FINE: "#2E7D32", Outcome.STUCK: "#C44E52"}
 HALF = 0.38
+HEARD_COLOR = "#6A4C93"
 
 
 @dataclass
@@ -33,6 +36,7 @@ class _Span:
     wait_from: float | None = None
     blockers: tuple[str, ...] = ()
     marks: list[tuple[str, Any]] = field(default_factory=list)  # (kind, label or Lock)
+    heard: list[Notice | Notification] = field(default_factory=list)
 
 
 def _spans(result: RunResult, wall_clock: bool) -> list[_Span]:
@@ -59,6 +63,8 @@ def _spans(result: RunResult, wall_clock: bool) -> list[_Span]:
             span.marks.append(("rollback", ""))
         elif e.kind == "lock":
             span.marks.append(("lock", e.lock))
+        elif e.kind in ("notice", "notify"):
+            span.heard.append(e.notice or e.notification)
     return list(spans.values())
 
 
@@ -132,6 +138,28 @@ def _marks(ax: Axes, sp: _Span, y: float, width: float) -> None:
         ax.plot(sp.end, y + 0.3, "v", ms=7, color="#333333", zorder=3)
         ax.text(sp.end, y - 0.36, _lock_caption(locks), ha="center", va="top",
                 fontsize=6.5, color="#333333")
+    if sp.heard:  # above the box, and above the "waits for" caption if there is one
+        left = sp.start - width
+        ax.plot(left, y + 0.3, "D", ms=5, color=HEARD_COLOR, zorder=3)
+        ax.text(left, y + (0.52 if sp.wait_from is not None else 0.36), _heard_caption(sp.heard),
+                ha="left", va="bottom", fontsize=6.5, color=HEARD_COLOR)
+
+
+def _heard_caption(heard: list[Notice | Notification]) -> str:
+    """One line: the notice itself if there is one, else how many; the NOTIFY channels."""
+    notices = [h for h in heard if isinstance(h, Notice)]
+    channels = [h.channel for h in heard if isinstance(h, Notification)]
+    parts = []
+    if len(notices) == 1:
+        text = f"{notices[0].severity}: {notices[0].message}"
+        parts.append(text if len(text) <= 48 else text[:47] + "…")
+    elif notices:
+        parts.append(f"{len(notices)} notices")
+    if channels:
+        unique = sorted(set(channels))
+        parts.append("NOTIFY " + ", ".join(unique)
+                     + (f" ×{len(channels)}" if len(channels) > len(unique) else ""))
+    return " · ".join(parts)
 
 
 def _lock_caption(locks: list[Lock]) -> str:

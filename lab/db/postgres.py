@@ -7,9 +7,6 @@ import os
 import secrets
 from pathlib import Path
 
-import psycopg
-from psycopg.postgres import types as postgres_types
-from psycopg.types.string import TextLoader
 from sqlalchemy import Connection
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
@@ -64,10 +61,9 @@ class PostgresRunDatabase:
 
     def open_text_connection(self, isolation: str) -> Connection:
         """A spec session's connection: autocommit, as psql runs a spec file's SQL; a plain
-        BEGIN starts a transaction at `isolation`, and values come back as PostgreSQL's
-        own text."""
+        BEGIN starts a transaction at `isolation`. (The spec driver reads its values as
+        PostgreSQL's own text, straight from libpq.)"""
         conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-        _load_values_as_text(conn.connection.dbapi_connection)
         conn.exec_driver_sql(f"SET default_transaction_isolation = '{isolation}'")
         return self._ready(conn)
 
@@ -184,11 +180,3 @@ def _dependents(conn, tables: list[str]) -> dict[str, set[str]]:
                     deps.add(child)
                     changed = True
     return found
-
-
-def _load_values_as_text(conn: psycopg.Connection) -> None:
-    """Every value as the server's text output, as psql and isolationtester print it."""
-    for info in postgres_types:
-        for oid in (info.oid, info.array_oid):
-            if oid:
-                conn.adapters.register_loader(oid, TextLoader)

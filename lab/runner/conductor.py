@@ -27,9 +27,9 @@ from .driver import Before
 from . import serial
 from .result import Events, Replay, RunResult
 from .scenario import Scenario, Step, Variant, normalize_isolation
-from .schedule import Entry, Launch, parse_entries
+from .schedule import ANY_LATER_STEP, Entry, Launch, parse_entries
 from .stage import Stage
-from .trace import Event, EventKind, Played, ResultSet, StepResult
+from .trace import Event, EventKind, Notice, Played, ResultSet
 from .worker import Job
 
 DEFAULT_TIMEOUT_S = 5.0
@@ -105,23 +105,24 @@ class Run:
             raise
 
     # -- set-up -----------------------------------------------------------------------
-    def _setup(self) -> list[ResultSet]:
+    def _setup(self) -> list[ResultSet | Notice]:
         """The run's database arrives seeded; the scenario's own setup goes on top.
-        What a spec file's setup SQL returns is kept, as isolationtester prints it."""
-        shown = self.driver.setup(self.stage, self.scenario)
+        What a spec file's setup SQL prints is kept, as isolationtester prints it."""
+        shown: list[ResultSet | Notice] = [*self.driver.setup(self.stage, self.scenario)]
         for name, action in self.driver.session_setup(self.variant).items():
-            shown += self._session_call(name, action).results[-1:]
+            shown += self._session_call(name, action)
         return shown
 
-    def _session_call(self, session: str, action) -> StepResult:
-        """A session's own setup or teardown (spec files): run, not traced, must succeed."""
+    def _session_call(self, session: str, action) -> list[ResultSet | Notice]:
+        """A session's own setup or teardown (spec files): run, not traced, must succeed.
+        What isolationtester prints of it: its notices, then what it returned last."""
         st = Step(f"the setup/teardown of {session}", action, session=session)
         out = self.workers[session].call(lambda s: self.driver.execute(st, s, None),
                                          self.timeout)
         if out.error is not None:
             raise RunFailed(f"session {session}'s setup/teardown failed: {out.error.code}"
                             f" {out.error.message}")
-        return out
+        return [*self._notices(session, finished=True), *([out.last] if out.last else [])]
 
     # -- the engine -------------------------------------------------------------------
     def step(self, entry: str | Entry) -> Events:
@@ -177,6 +178,8 @@ class Run:
         if blockers:
             self.schedule.wait(launch)
             self._jobs[session] = job
+            if ANY_LATER_STEP not in launch.entry.blockers:  # (*) reports it before reading
+                self._emit_notices(st, self._notices(session, finished=False))
             self._emit("wait", st, blockers=blockers)
             self._queued |= self.waits.queued_behind(session, blockers, self._jobs)
         else:
@@ -243,6 +246,7 @@ class Run:
         while again:
             again = False
             for session, job in list(self._jobs.items()):
+                self._emit_notices(job.step, self._notices(session, finished=False))
                 if job.done.is_set() and (force in ("*", session)
                                           or not self.schedule.held_by(job.launch)):
                     self.schedule.report(session)
@@ -274,10 +278,20 @@ class Run:
         return f"{replay.cli} | in Python: {replay.python}"
 
     def _complete(self, job: Job, resumed: bool = False) -> None:
+        """Record a finished step: what it printed, the rows it locked, how its
+        transaction ended, and what its session heard meanwhile (notices where
+        isolationtester prints them, notifications last)."""
         if job.crash is not None:
             raise job.crash
         out, st, at = job.result, job.step, job.finished
         self.played.append(Played(st.session, st.name, out, len(self.events)))
+        notices = self._notices(st.session, finished=True)
+        self._emit_notices(st, [n for n in notices if n.before_first_result], at)
+        shown = out.results or (out.error is None and not out.skipped and out.ended is None
+                                and (not resumed or out.text))
+        if shown:
+            self._emit("complete", st, out.text, results=out.results, wall=at)
+        self._emit_notices(st, [n for n in notices if not n.before_first_result], at)
         if out.error is not None:
             self._emit("error", st, out.error.message, code=out.error.code,
                        error=out.error.kind, wall=at)
@@ -288,8 +302,6 @@ class Run:
             self._emit("skip", st, out.text, wall=at)
         else:
             if out.ended is None or out.results:
-                if not resumed or out.text or out.results:
-                    self._emit("complete", st, out.text, results=out.results, wall=at)
                 for lock in self.waits.new_locks(st.session) if self.track_locks else ():
                     self._emit("lock", st, str(lock), lock=lock, wall=at)
             if out.ended == "commit":
@@ -298,8 +310,17 @@ class Run:
                            wall=at)
             elif out.ended == "rollback":
                 self._emit("rollback", st, "ROLLBACK", wall=at)
+        for n in self.driver.notifications(self.workers[st.session].session):
+            self._emit("notify", st, str(n), notification=n, wall=at)
         if out.ended:
             self.waits.ended(st.session, rolled_back=out.ended == "rollback")
+
+    def _notices(self, session: str, *, finished: bool) -> list[Notice]:
+        return self.driver.notices(self.workers[session].session, finished=finished)
+
+    def _emit_notices(self, st: Step, notices: list[Notice], wall: float | None = None) -> None:
+        for n in notices:
+            self._emit("notice", st, n.message, notice=n, wall=wall)
 
     def _emit(self, kind: EventKind, st: Step, detail: str = "", *,
               wall: float | None = None, **fields) -> None:
@@ -314,18 +335,21 @@ class Run:
         Python scenarios roll back what idle sessions left open first, which may release
         steps still blocked, then wait for those. Spec files end as isolationtester ends
         a permutation: blocked steps are waited for first (a statement_timeout may end
-        them), then open transactions go. The driver says which.
+        them), then each session's teardown runs, in whatever transaction the session
+        left open (its COMMIT commits it); what is still open is rolled back before the
+        global teardown. The driver says which.
         """
         self._check_open()
         try:
-            tables, state = self._wind_up()
+            tables, state, shown = self._wind_up()
             result = RunResult(
                 scenario=self.scenario.name, case=self.variant.name, isolation=self.isolation,
                 backend=self.db.label, permutation=tuple(self.schedule.played),
                 events=tuple(self.events), tables=tables,
                 notes=tuple(self._notes()), replay=self.replay(),
                 sessions=tuple(self.variant.sessions),
-                setup_results=tuple(self._setup_results), queued=self._queued,
+                setup_results=tuple(self._setup_results), teardown_results=tuple(shown),
+                queued=self._queued,
             )
             if self.serial_check:
                 result.serial = serial.check(self.played, self.events, result.sessions,
@@ -343,8 +367,11 @@ class Run:
         finally:
             self.close()
 
-    def _wind_up(self) -> tuple[dict[str, tuple[dict, ...]], Mapping[str, tuple]]:
-        """Await the waiters, end open transactions, read the final state; tear down."""
+    def _wind_up(self) -> tuple[dict[str, tuple[dict, ...]], Mapping[str, tuple],
+                                list[ResultSet]]:
+        """Await the waiters, end open transactions, read the final state; tear down.
+        Returns the final-state rows, the state the serial check compares, and what the
+        teardowns printed (spec files)."""
         if self.driver.ends_idle_first:
             self._end_open_transactions()
         for session in list(self._jobs):
@@ -354,15 +381,15 @@ class Run:
             self._settle()
         had_waiters = bool(self._jobs)
         self._report_finished(force="*")
+        shown = [item for name, action in self.driver.session_teardown(self.variant).items()
+                 for item in self._session_call(name, action)]
         if not self.driver.ends_idle_first or had_waiters:
             self._end_open_transactions()
-        for name, action in self.driver.session_teardown(self.variant).items():
-            self._session_call(name, action)
         tables = self.stage.read(self.scenario.final_state)
         state = self.driver.serial_state(self.stage, tables) \
             if self._keeps_state else tables
-        self.driver.teardown(self.stage)
-        return tables, state
+        shown += self.driver.teardown(self.stage)
+        return tables, state, shown
 
     def _end_open_transactions(self) -> None:
         for name, worker in self.workers.items():

@@ -24,7 +24,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from ..errors import ConflictError, DomainError
 from .outcome import ErrorKind, StepError
-from .trace import ResultSet, StepResult, describe
+from .trace import Notice, Notification, ResultSet, StepResult, describe
 
 if TYPE_CHECKING:
     from .scenario import Scenario, Step, Variant
@@ -69,7 +69,18 @@ class SessionDriver(Protocol):
     def setup(self, stage: Stage, scenario: Scenario) -> list[ResultSet]: ...
     def session_setup(self, variant: Variant) -> Mapping[str, Any]: ...
     def session_teardown(self, variant: Variant) -> Mapping[str, Any]: ...
-    def teardown(self, stage: Stage) -> None: ...
+    def teardown(self, stage: Stage) -> list[ResultSet]: ...
+
+    def notices(self, session: Session, *, finished: bool) -> list[Notice]:
+        """Server notices the session received since last asked, oldest first. Called
+        from the conductor's thread, also while the session's step waits: until it has
+        `finished`, only those that came before the step's first result."""
+        ...
+
+    def notifications(self, session: Session) -> list[Notification]:
+        """NOTIFYs the session received since last asked (reported after a step)."""
+        ...
+
     def serial_state(self, stage: Stage, tables: Mapping[str, tuple]) -> Mapping[str, tuple]: ...
     def replay_args(self, scenario: Scenario, variant: Variant) -> list[str]: ...
     def replay_python(self, scenario: Scenario, variant: Variant) -> str: ...
@@ -191,8 +202,16 @@ class OrmDriver:
 
     session_teardown = session_setup
 
-    def teardown(self, stage: Stage) -> None:
-        pass
+    def teardown(self, stage: Stage) -> list[ResultSet]:
+        return []
+
+    def notices(self, session: Session, *, finished: bool) -> list[Notice]:
+        """Python scenarios trace what their steps return; the server's messages are not
+        read."""
+        return []
+
+    def notifications(self, session: Session) -> list[Notification]:
+        return []
 
     def serial_state(self, stage: Stage, tables: Mapping[str, tuple]) -> Mapping[str, tuple]:
         """The final state the serial check compares: the scenario's final-state rows."""

@@ -9,7 +9,7 @@ from ..spec.psql import aligned_table
 from .outcome import Outcome, Verdict
 from .schedule import Entry
 from .serial import SerialCheck
-from .trace import Event, ResultSet, render_rows
+from .trace import Event, Notice, ResultSet, render_rows
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,10 @@ class RunResult:
     replay: Replay
     sessions: tuple[str, ...]
     verdict: Verdict | None = None
-    setup_results: tuple[ResultSet, ...] = ()  # spec files: what their setup SQL returned
+    # spec files: what their setup and teardown SQL printed (the result sets returned last,
+    # and the sessions' notices), in isolationtester's order
+    setup_results: tuple[ResultSet | Notice, ...] = ()
+    teardown_results: tuple[ResultSet | Notice, ...] = ()
     queued: bool = False  # two sessions queued for one lock: PostgreSQL picked the winner
     serial: SerialCheck | None = None  # the serial-order check, when the run made it
 
@@ -121,6 +124,10 @@ def render_events(events: tuple[Event, ...] | list[Event]) -> list[str]:
             lines.append(f"  lock: {e.lock}")
         elif e.kind == "end":
             lines.append(f"[{e.session}] {e.detail}")
+        elif e.kind == "notice":
+            lines += [f"  [{e.session}] {line}" for line in e.notice.lines()]
+        elif e.kind == "notify":
+            lines.append(f"  [{e.session}] {e.notification}")
         elif e.results:  # a spec step's result sets, as psql prints them
             lines += [f"    {t}".rstrip() for rs in e.results
                       for t in aligned_table(rs.columns, rs.rows)[:-1]]

@@ -48,6 +48,7 @@ class Stage:
         self.driver = driver
         self._admin: Connection | None = None
         self._tables: frozenset[str] | None = None
+        self._control: Connection | None = None
         self.changed = threading.Condition()
         self.db: RunDatabase | None = None
         self.waits: WaitModel | None = None
@@ -93,6 +94,15 @@ class Stage:
             session.commit()
         return value
 
+    def autocommit(self, action: Callable[[Connection], Any]) -> Any:
+        """Run `action` on a connection in autocommit mode, where each statement batch
+        commits on its own: a spec's setup and teardown blocks (isolationtester's control
+        connection). Opened on first use, kept for the stage's runs."""
+        if self._control is None:
+            self._control = self.db.engine.connect().execution_options(
+                isolation_level="AUTOCOMMIT")
+        return action(self._control)
+
     def read(self, queries: str | Mapping[str, str]) -> dict[str, tuple[dict, ...]]:
         """The rows of the scenario's final-state queries, by label ("" for a single one)."""
         if isinstance(queries, str):
@@ -126,10 +136,11 @@ class Stage:
 
     def close(self) -> None:
         """Release everything: threads, connections, the database. Idempotent."""
-        if self._admin is not None:
-            with contextlib.suppress(Exception):
-                self._admin.close()
-            self._admin = None
+        for conn in (self._admin, self._control):
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    conn.close()
+        self._admin = self._control = None
         workers, self.workers = self.workers, {}
         for worker in workers.values():
             worker.stop()

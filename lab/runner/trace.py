@@ -17,9 +17,11 @@ from .outcome import ErrorKind, StepError
 
 # launch / wait / complete (resumed: after a wait) / skip (its transaction had failed) /
 # error / commit / rollback (after_error: the error ended it) / lock (rows it locked) /
-# end (a transaction left open, rolled back when the run ended; no step)
+# end (a transaction left open, rolled back when the run ended; no step) /
+# notice (a NOTICE, WARNING... the server sent the step's session) / notify (a NOTIFY the
+# session received, reported when its step finished)
 EventKind = Literal["launch", "wait", "complete", "skip", "error", "commit", "rollback",
-                    "lock", "end"]
+                    "lock", "end", "notice", "notify"]
 Ended = Literal["commit", "rollback"]
 
 
@@ -29,6 +31,46 @@ class ResultSet:
 
     columns: tuple[str, ...]
     rows: tuple[tuple[str | None, ...], ...]
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A message the server sent a session beside its results: NOTICE, WARNING, INFO...
+
+    Where isolationtester prints it: a notice read before its step's first result was
+    ready (`before_first_result`) goes ahead of the step's line, a later one after the
+    step's first `tables_before` result sets.
+    """
+
+    session: str  # who received it
+    severity: str  # as the server names it: NOTICE, WARNING, INFO, DEBUG, LOG
+    message: str
+    detail: str | None = None
+    hint: str | None = None
+    before_first_result: bool = True
+    tables_before: int = 0
+
+    def lines(self) -> list[str]:
+        """The notice as libpq formats it (default verbosity): what isolationtester prints."""
+        return ([f"{self.severity}:  {self.message}"]
+                + [f"{label}:  {text}" for label, text in (("DETAIL", self.detail),
+                                                            ("HINT", self.hint)) if text])
+
+
+@dataclass(frozen=True)
+class Notification:
+    """A NOTIFY the session received on a channel it LISTENs to."""
+
+    session: str  # who received it
+    channel: str
+    payload: str
+    sender_pid: int
+    sender: str | None = None  # the session of this run that sent it, if one did
+
+    def __str__(self) -> str:
+        """isolationtester's words, after the receiving session's name."""
+        return (f'NOTIFY "{self.channel}" with payload "{self.payload}" from'
+                f" {self.sender or f'PID {self.sender_pid}'}")
 
 
 @dataclass(frozen=True)
@@ -45,6 +87,9 @@ class StepResult:
     autocommit: bool = False  # a spec statement run outside BEGIN: a transaction of its own
     key: tuple[Any] | None = None  # what the serial check compares instead (Step.serial_key)
     commits_inside: bool = False  # a Python step whose own code committed (say, a service)
+    # the last statement's result, if it returned rows: all that PQexec gives back, so all
+    # isolationtester prints of setup and teardown SQL
+    last: ResultSet | None = None
 
 
 @dataclass(frozen=True)
@@ -73,6 +118,8 @@ class Event:
     lock: Lock | None = None
     error: ErrorKind | None = None
     after_error: bool = False  # a rollback the error itself caused
+    notice: Notice | None = None
+    notification: Notification | None = None
 
 
 def describe(value: Any) -> str:

@@ -12,23 +12,27 @@ from __future__ import annotations
 import re
 import sqlite3
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import psycopg
 from psycopg import pq
+from psycopg.errors import Diagnostic
 from sqlalchemy import Connection, DateTime, Integer
 from sqlalchemy.orm import Session
 
 from .. import models
 from ..errors import RunFailed
-from ..runner.driver import Before
+from ..runner.driver import Before, context
 from ..runner.outcome import ErrorKind, StepError
 from ..runner.schedule import Entry
-from ..runner.trace import Ended, ResultSet, StepResult
+from ..runner.trace import Ended, Notice, Notification, ResultSet, StepResult
+from .wire import Wire
 
 _ENDS: dict[str, Ended] = {"COMMIT": "commit", "END": "commit", "ROLLBACK": "rollback",
                            "ABORT": "rollback"}
+_WIRE = "lab.wire"  # a spec session's Wire, in its connection's info
+
 _TABLE = re.compile(r'\b(?:from|into|update|join|table)\s+(?:only\s+)?"?([a-z_][\w$]*)',
                     re.IGNORECASE)
 
@@ -88,7 +92,10 @@ class SpecDriver:
         return session.bind
 
     def registered(self, session: Session) -> None:
-        pass
+        """PostgreSQL: read the session's connection as isolationtester does (see Wire)."""
+        dbapi = session.bind.connection.dbapi_connection
+        if isinstance(dbapi, psycopg.Connection):
+            session.bind.info[_WIRE] = Wire(dbapi, context(session).name)
 
     def execute(self, step, session: Session, before: Before | None) -> StepResult:
         return execute_raw(step.action.text, session.bind, before)
@@ -108,11 +115,23 @@ class SpecDriver:
         if restore is not None:
             restore(session.bind)
 
-    def setup(self, stage, scenario) -> list[ResultSet]:
-        """Run the setup blocks; keep what each returned last, as isolationtester prints it."""
-        if not self.setup_blocks:
+    def notices(self, session: Session, *, finished: bool) -> list[Notice]:
+        wire = session.bind.info.get(_WIRE)
+        return wire.notices(finished=finished) if wire else []
+
+    def notifications(self, session: Session) -> list[Notification]:
+        """With the sender named when it is one of the run's sessions."""
+        wire = session.bind.info.get(_WIRE)
+        if wire is None:
             return []
-        return stage.write(lambda s: self._blocks(s, self.setup_blocks, "setup"))
+        ctx = context(session)
+        names = {c.backend_pid: c.name for c in (ctx, *ctx.peers.values())}
+        return [replace(n, sender=names.get(n.sender_pid)) for n in wire.notifications()]
+
+    def setup(self, stage, scenario) -> list[ResultSet]:
+        """Each setup block on its own, outside a transaction, as isolationtester sends it
+        (so VACUUM works there); keep what each returned last, as isolationtester prints it."""
+        return stage.autocommit(lambda conn: self._blocks(conn, self.setup_blocks, "setup"))
 
     def session_setup(self, variant) -> Mapping[str, RawSQL]:
         return self.session_setups
@@ -120,9 +139,9 @@ class SpecDriver:
     def session_teardown(self, variant) -> Mapping[str, RawSQL]:
         return self.session_teardowns
 
-    def teardown(self, stage) -> None:
-        if self.teardown_sql is not None:
-            stage.write(lambda s: self._blocks(s, (self.teardown_sql,), "teardown"))
+    def teardown(self, stage) -> list[ResultSet]:
+        blocks = () if self.teardown_sql is None else (self.teardown_sql,)
+        return stage.autocommit(lambda conn: self._blocks(conn, blocks, "teardown"))
 
     def serial_state(self, stage, tables) -> dict[str, tuple]:
         """Every table the spec touched, whole, rows sorted: the final state the serial
@@ -135,13 +154,13 @@ class SpecDriver:
                 for t, rows in read.items()}
 
     @staticmethod
-    def _blocks(session: Session, blocks: tuple[str, ...], what: str) -> list[ResultSet]:
+    def _blocks(conn: Connection, blocks: tuple[str, ...], what: str) -> list[ResultSet]:
         shown: list[ResultSet] = []
         for sql in blocks:
-            out = execute_raw(sql, session.connection(), None)
+            out = execute_raw(sql, conn, None)
             if out.error is not None:
                 raise RunFailed(f"the spec's {what} failed: {out.error.code} {out.error.message}")
-            shown += out.results[-1:]
+            shown += [out.last] if out.last else []
         return shown
 
     def replay_args(self, scenario, variant) -> list[str]:
@@ -157,38 +176,48 @@ def execute_raw(sql: str, conn: Connection, before: Before | None) -> StepResult
         return _sqlite(sql, dbapi)
     if before is not None and dbapi.info.transaction_status != pq.TransactionStatus.INERROR:
         before(conn)  # (SET would fail in an aborted transaction)
-    results: list[ResultSet] = []
     idle = pq.TransactionStatus.IDLE
     was_open = dbapi.info.transaction_status != idle
     outside = not was_open  # no transaction before the step: autocommit, unless it BEGINs
-    last_end = None
-    changed: int | None = None
-    with dbapi.cursor() as cur:
-        try:
-            cur.execute(sql)
-        except psycopg.Error as exc:  # a failed COMMIT ends its transaction: rolled back
-            now_idle = dbapi.info.transaction_status == idle
-            return StepResult(error=StepError(
-                exc.sqlstate or type(exc).__name__,
-                exc.diag.message_primary or str(exc).splitlines()[0], ErrorKind.DATABASE),
-                autocommit=outside and now_idle,
-                ended="rollback" if was_open and now_idle else None)
-        while True:
-            tag = (cur.statusmessage or "").split(" ", 1)[0]
-            was_open |= tag == "BEGIN"
-            last_end = _ENDS.get(tag, last_end)
-            if tag in _CHANGES:
-                changed = (changed or 0) + cur.rowcount
-            if cur.description is not None:
-                results.append(ResultSet(tuple(d.name for d in cur.description),
-                                         tuple(tuple(r) for r in cur.fetchall())))
-            if not cur.nextset():
-                break
+    wire = conn.info.get(_WIRE) or Wire(dbapi, None)
+    try:
+        answers = wire.run(sql)
+    except psycopg.Error as exc:  # the connection itself failed
+        return StepResult(error=StepError(exc.sqlstate or type(exc).__name__,
+                                          str(exc).splitlines()[0], ErrorKind.DATABASE))
+    results: list[ResultSet] = []
+    last_end, last_rows, changed = None, False, None
+    for res in answers:
+        if res.status == pq.ExecStatus.FATAL_ERROR:  # the last result: the server stopped
+            diag = Diagnostic(res, dbapi.info.encoding)
+            now_idle = dbapi.info.transaction_status == idle  # a failed COMMIT ended it
+            return StepResult(error=StepError(diag.sqlstate or "", diag.message_primary or "",
+                                              ErrorKind.DATABASE), results=tuple(results),
+                              autocommit=outside and now_idle,
+                              ended="rollback" if was_open and now_idle else None)
+        tag = (res.command_status or b"").decode().split(" ", 1)[0]
+        was_open |= tag == "BEGIN"
+        last_end = _ENDS.get(tag, last_end)
+        if tag in _CHANGES:
+            changed = (changed or 0) + int(res.command_tuples or 0)
+        last_rows = res.status == pq.ExecStatus.TUPLES_OK
+        if last_rows:
+            results.append(_result_set(res, dbapi.info.encoding))
     # ended only if a transaction was open and is not now: ROLLBACK TO SAVEPOINT has the
     # tag ROLLBACK but keeps it open; COMMIT PREPARED commits another, prepared one
     now_idle = dbapi.info.transaction_status == idle
     ended = last_end if was_open and now_idle else None
-    return _result(results, ended, changed, autocommit=not was_open and now_idle)
+    return _result(results, ended, last_rows, changed, autocommit=not was_open and now_idle)
+
+
+def _result_set(res: pq.PGresult, encoding: str) -> ResultSet:
+    """Column names and values as the server's text, None for NULL."""
+    def text(value: bytes | None) -> str | None:
+        return None if value is None else value.decode(encoding)
+
+    return ResultSet(tuple(text(res.fname(c)) for c in range(res.nfields)),
+                     tuple(tuple(text(res.get_value(r, c)) for c in range(res.nfields))
+                           for r in range(res.ntuples)))
 
 
 def _sqlite(sql: str, dbapi: sqlite3.Connection) -> StepResult:
@@ -197,12 +226,14 @@ def _sqlite(sql: str, dbapi: sqlite3.Connection) -> StepResult:
     ended: Ended | None = None
     outside = not dbapi.in_transaction  # autocommit, unless the text BEGINs
     changed: int | None = None
+    last_rows = False
     for statement in split_statements(sql):
         was_open = dbapi.in_transaction
         outside &= not statement.upper().startswith("BEGIN")
         try:
             cur = dbapi.execute(statement)
-            if cur.description is not None:
+            last_rows = cur.description is not None
+            if last_rows:
                 rows = cur.fetchall()
                 results.append(ResultSet(
                     tuple(d[0] for d in cur.description),
@@ -216,7 +247,7 @@ def _sqlite(sql: str, dbapi: sqlite3.Connection) -> StepResult:
                 ended="rollback" if was_open and not dbapi.in_transaction else None)
         if was_open and not dbapi.in_transaction:
             ended = _ENDS.get(statement.split(None, 1)[0].upper().rstrip(";"), "commit")
-    return _result(results, ended, changed,
+    return _result(results, ended, last_rows, changed,
                    autocommit=outside and ended is None and not dbapi.in_transaction)
 
 
@@ -236,8 +267,8 @@ def split_statements(sql: str) -> list[str]:
     return statements
 
 
-def _result(results: list[ResultSet], ended: Ended | None, changed: int | None, *,
-            autocommit: bool) -> StepResult:
+def _result(results: list[ResultSet], ended: Ended | None, last_rows: bool,
+            changed: int | None, *, autocommit: bool) -> StepResult:
     text = "; ".join(f"{len(r.rows)} row{'s' if len(r.rows) != 1 else ''}" for r in results)
     return StepResult(text, results=tuple(results), ended=ended, rowcount=changed,
-                      autocommit=autocommit)
+                      autocommit=autocommit, last=results[-1] if last_rows else None)

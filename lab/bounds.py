@@ -33,7 +33,7 @@ def amount(n: int) -> str:
     return f"about 10^{int((n.bit_length() - 1) * math.log10(2))}"
 
 
-def check(count: int, limit: int | None, what: str, noun: str) -> int | None:
+def check(count: int, what: str, noun: str, limit: int | None) -> int | None:
     """How many of `count` runs to play: the first `limit` if given, else all of them,
     unless they are more than DEFAULT_LIMIT: then refuse at once, naming the flag."""
     if limit is not None:

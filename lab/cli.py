@@ -156,7 +156,7 @@ def _run(args: argparse.Namespace) -> int:
     runs = [(variant, level) for variant in variants
             for level in ([isolation] if isolation else variant.isolations)]
     results = []
-    for variant, level in runs[:check(len(runs), args.limit, scenario.name, "runs")]:
+    for variant, level in runs[:check(len(runs), scenario.name, "runs", args.limit)]:
         run = Run(scenario, variant.name, isolation=level, db=target, timeout=timeout)
         result = run.play(args.permutation)
         if results:
@@ -169,8 +169,10 @@ def _run(args: argparse.Namespace) -> int:
 
 def _run_spec(args, scenario, target, isolation: str, timeout: float) -> int:
     """isolationtester's output (or, with --trace, the lab's trace) as each run ends."""
-    from .spec import output, run_spec
+    from .bounds import check
+    from .spec import output, planned, run_spec
 
+    check(*planned(scenario, args.permutation), args.limit)  # before the header
     print(output.header(len(scenario.variants[0].sessions)), end="", flush=True)
 
     def show(result) -> None:
@@ -231,8 +233,8 @@ def _explore(args: argparse.Namespace) -> int:
     timeout = _timeout(args)
     variants = [scenario.variant(args.case)] if args.case else list(scenario.variants)
     for v in variants:  # every case before the first run, not after minutes of work
-        check(orderings([len(s) for s in v.sessions.values()]), args.limit,
-              f"{scenario.name} / {v.name}", "orderings")
+        check(orderings([len(s) for s in v.sessions.values()]), f"{scenario.name} / {v.name}",
+              "orderings", args.limit)
     found: dict[str, list] = {v.name: [] for v in variants}
     started = time.monotonic()
     for e in explorations([(scenario, v.name) for v in variants], chosen, levels,

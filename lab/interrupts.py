@@ -1,11 +1,14 @@
 """Ctrl-C and SIGTERM in ``python -m lab``: stop, clean up, and say what really happened.
 
 The first signal raises KeyboardInterrupt, so every ``finally`` on the way out closes what
-it opened: worker threads, connections, the run's database. Signals that arrive while
-that runs are noted, not acted on: interrupting the clean-up itself is what left run
-databases behind and printed a double traceback from inside psycopg. SIGTERM (``kill``,
-a CI job's timeout) is handled the same way. The report says a database was dropped only
-if it was; one that could not be is removed by the next lab process (`pg_admin.tidy`).
+it opened: worker threads, connections, the run's database. It is raised only outside the
+database drivers: a query cut off half-way leaves its connection mid-command, and closing
+that one prints a traceback; so a signal that lands inside a driver is delivered again a
+moment later. Signals that arrive once the clean-up runs are noted, not acted on:
+interrupting the clean-up itself is what left run databases behind and printed a double
+traceback from inside psycopg. SIGTERM (``kill``, a CI job's timeout) is handled the same
+way. The report says a database was dropped only if it was; one that could not be is
+removed by the next lab process (`pg_admin.tidy`).
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ import sys
 import threading
 
 NOTE = b"still cleaning up: closing connections and dropping the run database ...\n"
+DRIVERS = (f"{os.sep}psycopg{os.sep}", f"{os.sep}sqlalchemy{os.sep}")
+AGAIN_S = 0.02  # how soon a signal that landed inside a driver is delivered again
 
 
 class Interrupts:
@@ -36,7 +41,10 @@ class Interrupts:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
 
-    def _handle(self, signum: int, _frame: object) -> None:
+    def _handle(self, signum: int, frame) -> None:
+        if self.signal is None and _inside_driver(frame):
+            threading.Timer(AGAIN_S, os.kill, (os.getpid(), signum)).start()
+            return
         if self.signal is None:
             self.signal = signum
             db = sys.modules.get("lab.db")
@@ -69,6 +77,14 @@ class Interrupts:
     @property
     def exit_code(self) -> int:
         return 128 + (self.signal or signal.SIGINT)
+
+
+def _inside_driver(frame) -> bool:
+    while frame is not None:
+        if any(d in frame.f_code.co_filename for d in DRIVERS):
+            return True
+        frame = frame.f_back
+    return False
 
 
 def quiet_stdout() -> None:

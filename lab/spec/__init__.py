@@ -41,6 +41,18 @@ def as_superuser(scenario: Scenario) -> Scenario:
     return replace(scenario, driver=replace(scenario.driver, superuser=True))
 
 
+def planned(scenario: Scenario, permutation: str | None) -> tuple[int, str, str]:
+    """(how many runs `run_spec` would play, what, of what): for `bounds.check`."""
+    from ..bounds import orderings
+
+    what = f"{scenario.name} / {scenario.variants[0].name}"
+    if permutation is not None:
+        return 1, what, "permutations"
+    if scenario.driver.listed:
+        return len(scenario.driver.listed), what, "permutation lines"
+    return orderings([len(s) for s in scenario.variants[0].sessions.values()]), what, "orderings"
+
+
 def run_spec(spec: Scenario | str, *, db: Target | str | None = None,
              isolation: str = "read committed", timeout: float | None = None,
              permutation: str | None = None, limit: int | None = None,
@@ -65,6 +77,7 @@ def run_spec(spec: Scenario | str, *, db: Target | str | None = None,
         if on_result is not None:
             on_result(result)
 
+    limit = check(*planned(scenario, permutation), limit)  # before anything is played
     todo = [variant.entries(permutation, free_order=True)] if permutation is not None \
         else list(scenario.driver.listed)
     if not todo:
@@ -73,7 +86,7 @@ def run_spec(spec: Scenario | str, *, db: Target | str | None = None,
         explore(scenario, None, isolation, target, timeout=timeout, on_result=show,
                 limit=limit)
         return results
-    todo = todo[:check(len(todo), limit, scenario.name, "permutation lines")]
+    todo = todo[:limit]
     stage = Stage(target, list(variant.sessions), isolation, timeout=timeout,
                   driver=scenario.driver, reusable=len(todo) > 1)
     try:

@@ -99,6 +99,11 @@ def _dispatch(argv: Sequence[str] | None) -> int:
         args.args = extra
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if args.command != "list":  # the lab's folder and settings, before any output
+        from .db import embedded
+
+        embedded.home()
+        embedded.idle_seconds()
     return {"list": _list, "run": _run, "explore": _explore, "matrix": _matrix,
             "server": _server, "jupyter": _jupyter}[args.command](args)
 
@@ -269,7 +274,6 @@ def _matrix(args: argparse.Namespace) -> int:
 def _server(args: argparse.Namespace) -> int:
     from .db import embedded
 
-    embedded.idle_seconds()  # a bad setting is refused here, not in the reaper
     if args.action == "start":
         url = embedded.acquire()
         embedded.release()  # the reaper stops it after LAB_PG_IDLE_SECONDS without users

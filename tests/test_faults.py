@@ -82,3 +82,16 @@ def test_a_killed_runs_backend_ends_and_the_next_start_removes_its_database(home
         quick.write_text("session s\nstep one { SELECT 1; }\n")
         assert lab(home, "run", str(quick)).returncode == 0
     assert_nothing_left(home)
+
+
+def test_the_report_says_dropped_only_for_what_was(monkeypatch):
+    """A drop that failed is named, never reported as done."""
+    import lab.db
+    from lab.interrupts import Interrupts
+
+    signals = Interrupts()
+    signals.signal, signals.open_at_signal = signal.SIGTERM, ["lab_run_1_ab", "lab_run_1_cd"]
+    monkeypatch.setattr(lab.db, "close_all", lambda: ["lab_run_1_cd"])
+    assert signals.report() == ("terminated: connections closed, run database dropped; could"
+                                " not drop lab_run_1_cd: the next lab process removes it")
+    assert signals.exit_code == 143

@@ -69,7 +69,8 @@ def broken(tables: dict) -> list[str]:
     if block["faculty"] < need:
         found.append(f"block #{BOOKED_BLOCK}: {block['faculty']} supervisors, {need} needed")
     for row in tables["over capacity"]:  # 3
-        found.append(f"{row['name']} holds {row['residents']} residents in block #{row['block_id']}")
+        found.append(f"{row['name']} holds {row['residents']} residents"
+                     f" in block #{row['block_id']}")
     if tables["on call"][0]["faculty"] < 1:  # 4
         found.append(f"nobody on call on {START}")
     found += _swaps(tables)  # 5 and 6

@@ -1,6 +1,7 @@
 """``python -m lab``: list scenarios, run one and print its trace, manage the server.
 
-Bad input never shows a traceback: one line on stderr and exit code 2.
+Bad input never shows a traceback: one line on stderr and exit code 2. Ctrl-C and SIGTERM
+close what is open and say what was dropped (`interrupts`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .errors import LabError, UsageError
+from .interrupts import Interrupts, quiet_stdout
+
+LIMIT_HELP = ("play at most N runs (the first ones); without it, more than 10,000 are"
+              " refused before the first")
+SUPERUSER_HELP = ("spec files: run the SQL as the server's superuser, not as the run's own"
+                  " role. Such SQL can run any program as the server's OS user: only for"
+                  " spec files you trust like a shell script")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -43,6 +51,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--wall-clock", action="store_true", help="plot milliseconds, not steps")
     run.add_argument("--timeout", type=float, default=None,
                      help="seconds any one wait may last (default 5)")
+    run.add_argument("--limit", type=int, default=None, metavar="N", help=LIMIT_HELP)
+    run.add_argument("--superuser", action="store_true", help=SUPERUSER_HELP)
     explore = sub.add_parser("explore", help="play every feasible interleaving; count what"
                              " breaks under each isolation level and backend")
     explore.add_argument("scenario", help="a scenario name or FILE.spec")
@@ -53,8 +63,8 @@ def _parser() -> argparse.ArgumentParser:
                          " postgresql (= embedded), sqlite, sqlite-wal, a postgresql:// URL")
     explore.add_argument("--timeout", type=float, default=None,
                          help="seconds any one wait may last (default 5)")
-    explore.add_argument("--limit", type=int, default=None, metavar="N",
-                         help="stop each exploration after N interleavings")
+    explore.add_argument("--limit", type=int, default=None, metavar="N", help=LIMIT_HELP)
+    explore.add_argument("--superuser", action="store_true", help=SUPERUSER_HELP)
     matrix = sub.add_parser("matrix", help="explore the whole catalog: the anomaly matrix"
                             " (markdown + heatmap PNG)")
     matrix.add_argument("--db", default="postgresql,sqlite",
@@ -69,22 +79,36 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    try:
-        parser = _parser()
-        args, extra = parser.parse_known_args(argv)
-        if args.command == "jupyter":
-            args.args = extra
-        elif extra:
-            parser.error(f"unrecognized arguments: {' '.join(extra)}")
-        return {"list": _list, "run": _run, "explore": _explore, "matrix": _matrix,
-                "server": _server,
-                "jupyter": _jupyter}[args.command](args)
-    except LabError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("interrupted: connections closed, run database dropped", file=sys.stderr)
-        return 130
+    signals = Interrupts()
+    with signals:
+        try:
+            return _dispatch(argv)
+        except LabError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return exc.exit_code
+        except KeyboardInterrupt:
+            print(signals.report(), file=sys.stderr)
+            return signals.exit_code
+        except BrokenPipeError:  # `python -m lab list | head -1`: the reader has had enough
+            signals.clean_up()
+            quiet_stdout()
+            return 141
+
+
+def _dispatch(argv: Sequence[str] | None) -> int:
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    if args.command == "jupyter":
+        args.args = extra
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if args.command != "list":  # the lab's folder and settings, before any output
+        from .db import embedded
+
+        embedded.home()
+        embedded.idle_seconds()
+    return {"list": _list, "run": _run, "explore": _explore, "matrix": _matrix,
+            "server": _server, "jupyter": _jupyter}[args.command](args)
 
 
 def _list(_args: argparse.Namespace) -> int:
@@ -110,13 +134,21 @@ def _timeout(args: argparse.Namespace) -> float:
     return args.timeout or DEFAULT_TIMEOUT_S
 
 
+def _scenario(args: argparse.Namespace):
+    from .scenarios import find
+    from .spec import as_superuser
+
+    scenario = find(args.scenario)
+    return as_superuser(scenario) if args.superuser else scenario
+
+
 def _run(args: argparse.Namespace) -> int:
+    from .bounds import check
     from .db import resolve
     from .runner import Run
     from .runner.scenario import normalize_isolation
-    from .scenarios import find
 
-    scenario = find(args.scenario)
+    scenario = _scenario(args)
     target = resolve(args.db)
     isolation = normalize_isolation(args.isolation) if args.isolation else None
     timeout = _timeout(args)
@@ -129,23 +161,26 @@ def _run(args: argparse.Namespace) -> int:
 
     if isinstance(scenario.driver, SpecDriver):
         return _run_spec(args, scenario, target, isolation or "read committed", timeout)
+    runs = [(variant, level) for variant in variants
+            for level in ([isolation] if isolation else variant.isolations)]
     results = []
-    for variant in variants:
-        for level in [isolation] if isolation else list(variant.isolations):
-            run = Run(scenario, variant.name, isolation=level, db=target, timeout=timeout)
-            result = run.play(args.permutation)
-            if results:
-                print()
-            print(result.text(), end="", flush=True)
-            results.append(result)
+    for variant, level in runs[:check(len(runs), scenario.name, "runs", args.limit)]:
+        run = Run(scenario, variant.name, isolation=level, db=target, timeout=timeout)
+        result = run.play(args.permutation)
+        if results:
+            print()
+        print(result.text(), end="", flush=True)
+        results.append(result)
     _plot(args, results)
     return 0
 
 
 def _run_spec(args, scenario, target, isolation: str, timeout: float) -> int:
     """isolationtester's output (or, with --trace, the lab's trace) as each run ends."""
-    from .spec import output, run_spec
+    from .bounds import check
+    from .spec import output, planned, run_spec
 
+    check(*planned(scenario, args.permutation), args.limit)  # before the header
     print(output.header(len(scenario.variants[0].sessions)), end="", flush=True)
 
     def show(result) -> None:
@@ -154,7 +189,7 @@ def _run_spec(args, scenario, target, isolation: str, timeout: float) -> int:
 
     results = run_spec(scenario, db=target, isolation=isolation, timeout=timeout,
                        permutation=args.permutation, serial_check=args.serial_check,
-                       on_result=show)
+                       limit=args.limit, on_result=show)
     _plot(args, results)
     return 0
 
@@ -192,12 +227,12 @@ def _plot(args: argparse.Namespace, results: list) -> None:
 
 
 def _explore(args: argparse.Namespace) -> int:
+    from .bounds import check, orderings
     from .explorer import ProgressBar, explorations, summary, targets
     from .runner import ISOLATION_LEVELS
     from .runner.scenario import normalize_isolation
-    from .scenarios import find
 
-    scenario = find(args.scenario)
+    scenario = _scenario(args)
     chosen = targets(args.db or os.environ.get("LAB_DATABASE_URL") or "embedded")
     if args.isolation and args.isolation.strip().lower() == "all":
         levels = list(ISOLATION_LEVELS)
@@ -205,9 +240,10 @@ def _explore(args: argparse.Namespace) -> int:
         levels = [normalize_isolation(x) for x in args.isolation.split(",")] \
             if args.isolation else None
     timeout = _timeout(args)
-    if args.limit is not None and args.limit < 1:
-        raise UsageError(f"--limit must be a positive number of interleavings, not {args.limit}")
     variants = [scenario.variant(args.case)] if args.case else list(scenario.variants)
+    for v in variants:  # every case before the first run, not after minutes of work
+        check(orderings([len(s) for s in v.sessions.values()]), f"{scenario.name} / {v.name}",
+              "orderings", args.limit)
     found: dict[str, list] = {v.name: [] for v in variants}
     started = time.monotonic()
     for e in explorations([(scenario, v.name) for v in variants], chosen, levels,

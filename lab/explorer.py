@@ -5,17 +5,21 @@ next step, so the explorer never chooses it until it is released. The schedules 
 visited depth first, session order first (isolationtester's order), and each is played
 from the start on one reused stage whose data is reset between runs. The conductor is
 deterministic, so the same prefix always reaches the same state and the same choices.
+
+The orderings are streamed, never listed: the explorer keeps only the current path and
+the choices left along it. Their number is known before the first run (`bounds`): past
+the default limit, exploring is refused at once.
 """
 
 from __future__ import annotations
 
-import math
 import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
+from .bounds import check, orderings
 from .db import RunDatabase, Target, resolve
 from .errors import StepTimeout
 from .runner import DEFAULT_TIMEOUT_S, Outcome, Replay, Run, RunResult, Scenario, classify
@@ -68,14 +72,6 @@ class Exploration:
         return summary([self]).rstrip("\n")
 
 
-def orderings(session_lengths: list[int]) -> int:
-    """(a+b+...)! / (a! b! ...): 20 for two sessions of three steps."""
-    total = math.factorial(sum(session_lengths))
-    for n in session_lengths:
-        total //= math.factorial(n)
-    return total
-
-
 def explore(scenario: Scenario | str, case: str | None = None, isolation: str | None = None,
             db: Target | str | None = None, *, timeout: float = DEFAULT_TIMEOUT_S,
             progress: Callable[[Exploration], None] | None = None,
@@ -87,7 +83,8 @@ def explore(scenario: Scenario | str, case: str | None = None, isolation: str | 
     `scenario`: a Scenario, a catalog name or a spec file's path; `db` as for `Run`.
     `on_result` sees each finished run (the spec runner prints them as they come).
     `database`: a database from `shared_database`, to share across explorations.
-    `limit`: stop after that many interleavings (the first ones, in the same order).
+    `limit`: stop after that many interleavings (the first ones, in the same order);
+    without it, a case of more than `bounds.DEFAULT_LIMIT` orderings is refused at once.
     `serial_check`: also classify each as serializable or not (lab.runner.serial); each
     serial order is replayed once per exploration, on the same stage.
     """
@@ -101,12 +98,13 @@ def explore(scenario: Scenario | str, case: str | None = None, isolation: str | 
     lengths = [len(steps) for steps in variant.sessions.values()]
     found = Exploration(scenario.name, variant.name, isolation, "", orderings(lengths),
                         serial_checked=serial_check)
+    limit = check(found.orderings, f"{scenario.name} / {variant.name}", "orderings", limit)
     started = time.monotonic()
     stage: Stage | None = None
-    todo: list[tuple[str, ...]] = [()]  # prefixes still to play, deepest choice on top
+    path: list[str] = []  # the steps of the run being played
+    todo: list[tuple[int, str]] = []  # (depth, step): the choices left along the path
     try:
-        while todo and (limit is None or len(found.interleavings) < limit):
-            prefix = todo.pop()
+        while True:
             if stage is None or stage.db is None:  # (a stuck run closes the stage it used)
                 stage = Stage(target, list(variant.sessions), isolation, timeout=timeout,
                               driver=scenario.driver, reusable=True, db=database)
@@ -114,11 +112,11 @@ def explore(scenario: Scenario | str, case: str | None = None, isolation: str | 
                       timeout=timeout, track_locks=False, serial_check=serial_check)
             found.backend = run.db.label
             try:
-                for name in prefix:
+                for name in path:
                     run.step(name)
                 while choices := run.playable():
-                    todo += [prefix + (c,) for c in reversed(choices[1:])]
-                    prefix += (choices[0],)
+                    todo += [(len(path), c) for c in reversed(choices[1:])]
+                    path.append(choices[0])
                     run.step(choices[0])
                 result = run.finish()
                 if on_result is not None:
@@ -129,13 +127,17 @@ def explore(scenario: Scenario | str, case: str | None = None, isolation: str | 
                     result.replay, queued=result.queued,
                     serializable=result.serial.serializable if result.serial else None))
             except StepTimeout as exc:
-                found.interleavings.append(Interleaving(prefix, Outcome.STUCK, str(exc),
+                found.interleavings.append(Interleaving(tuple(path), Outcome.STUCK, str(exc),
                                                         run.replay()))
             finally:
                 run.close()
             found.seconds = time.monotonic() - started
             if progress is not None:
                 progress(found)
+            if not todo or limit is not None and len(found.interleavings) >= limit:
+                break
+            depth, choice = todo.pop()  # the deepest: what was pushed later shared path[:depth]
+            path = path[:depth] + [choice]
         found.complete = not todo
     finally:
         if stage is not None:

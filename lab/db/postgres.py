@@ -1,5 +1,10 @@
 """A PostgreSQL run's own database: created from the seeded template, its sessions'
-connections, the explorer's reset between interleavings, and its drop at the end."""
+connections, the explorer's reset between interleavings, and its drop at the end.
+
+Where the lab logs in as a superuser (the embedded server), each run database is owned
+by a role of its own, with the same name, which is no superuser: spec files run as that
+role (see `pg_admin.ensure_sandbox`), so their SQL cannot reach the server's files,
+programs or settings, nor another run's database."""
 
 from __future__ import annotations
 
@@ -13,7 +18,8 @@ from sqlalchemy.exc import DBAPIError
 
 from .. import models
 from ..errors import UsageError
-from .pg_admin import RUN_PREFIX, engine, ensure_base, reach, scratch_tablespace
+from .pg_admin import (RUN_PREFIX, SANDBOX, engine, ensure_base, ensure_sandbox, reach,
+                       scratch_tablespace)
 from .pg_waits import DEADLOCK_TIMEOUT_MS, PostgresWaits
 from .urls import mask
 
@@ -32,9 +38,14 @@ class PostgresRunDatabase:
         with conn:
             version = conn.exec_driver_sql("SHOW server_version").scalar_one().split()[0]
             self.name = f"{RUN_PREFIX}{os.getpid()}_{secrets.token_hex(4)}"
+            self.sandboxed = False
             try:
+                self.sandboxed = ensure_sandbox(conn)
                 base = ensure_base(conn, url)
                 create = f'CREATE DATABASE "{self.name}" TEMPLATE "{base}"'
+                if self.sandboxed:
+                    conn.exec_driver_sql(f'CREATE ROLE "{self.name}" LOGIN IN ROLE {SANDBOX}')
+                    create += f' OWNER "{self.name}"'
                 space = scratch_tablespace(conn, scratch) if scratch else None
                 try:
                     conn.exec_driver_sql(create + (f' TABLESPACE "{space}"' if space else ""))
@@ -43,13 +54,19 @@ class PostgresRunDatabase:
                         raise
                     conn.exec_driver_sql(create)  # the RAM disk refused: stay on disk
             except DBAPIError as exc:
+                if self.sandboxed:
+                    conn.exec_driver_sql(f'DROP ROLE IF EXISTS "{self.name}"')
                 raise UsageError(
                     f"cannot create a run database on {mask(url)}: {exc.orig}".splitlines()[0]
                 ) from None
         self.label = f"{label} {version}"
         self.url = url.set(database=self.name)
         self.engine = engine(self.url)
+        # spec files' SQL: the run's own role where there is one
+        self.sandbox_engine = engine(self.url.set(username=self.name)) if self.sandboxed \
+            else self.engine
         self.notes: list[str] = []
+        self.closed = False
         self.can_set_deadlock_timeout = True
         self._resetter = None
 
@@ -59,11 +76,13 @@ class PostgresRunDatabase:
         conn = self.engine.connect().execution_options(isolation_level=isolation.upper())
         return self._ready(conn)
 
-    def open_text_connection(self, isolation: str) -> Connection:
+    def open_text_connection(self, isolation: str, *, superuser: bool = False) -> Connection:
         """A spec session's connection: autocommit, as psql runs a spec file's SQL; a plain
-        BEGIN starts a transaction at `isolation`. (The spec driver reads its values as
-        PostgreSQL's own text, straight from libpq.)"""
-        conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        BEGIN starts a transaction at `isolation`. It logs in as the run's role unless
+        `superuser` (--superuser). (The spec driver reads its values as PostgreSQL's own
+        text, straight from libpq.)"""
+        conn = (self.engine if superuser else self.sandbox_engine).connect()
+        conn = conn.execution_options(isolation_level="AUTOCOMMIT")
         conn.exec_driver_sql(f"SET default_transaction_isolation = '{isolation}'")
         return self._ready(conn)
 
@@ -75,8 +94,8 @@ class PostgresRunDatabase:
     def set_deadlock_timeout(self, conn: Connection, sql: str, params=None) -> None:
         """Short deadlock timeouts make a deadlock resolve in ~50 ms instead of 1 s.
 
-        Needs superuser; on servers where the lab is not, the server's setting stays and
-        the trace says so.
+        Needs superuser, or the grant the sandbox role has; on servers where the lab has
+        neither, the server's setting stays and the trace says so.
         """
         if not self.can_set_deadlock_timeout:
             return
@@ -159,9 +178,13 @@ class PostgresRunDatabase:
         if self._resetter is not None:
             self._resetter.close()
         self.engine.dispose()
+        self.sandbox_engine.dispose()
         with self._admin.connect() as conn:
             conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+            if self.sandboxed:
+                conn.exec_driver_sql(f'DROP ROLE IF EXISTS "{self.name}"')
         self._admin.dispose()
+        self.closed = True
 
 
 def _dependents(conn, tables: list[str]) -> dict[str, set[str]]:

@@ -1,12 +1,14 @@
-"""``python -m lab.db.reaper``: stops the embedded PostgreSQL when no lab process needs it."""
+"""``python -m lab.db.reaper HOME``: stops the embedded PostgreSQL in HOME when no lab
+process needs it. HOME is on the command line so that a reaper can be recognised."""
 
 import os
 import signal
 import sys
 
-from .embedded import reap_forever
+from .embedded import idle_seconds, reap_forever
 
 if __name__ == "__main__":
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    reap_forever(float(os.environ.get("LAB_PG_IDLE_SECONDS", "20")))
+    os.environ["LAB_HOME"] = sys.argv[1]
+    reap_forever(idle_seconds())

@@ -30,7 +30,7 @@ HOLDER_UNKNOWN = "the database lock"
 
 def _runs_dir() -> Path:
     folder = home() / "sqlite"
-    folder.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(mode=0o700, exist_ok=True)
     return folder
 
 
@@ -76,6 +76,8 @@ class SqliteRunDatabase:
     def __init__(self, journal_mode: str = "delete", busy_timeout_s: float = BUSY_TIMEOUT_S):
         self._dir = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=_runs_dir()))
         self.path = str(self._dir / "lab.db")
+        self.name = self._dir.name
+        self.closed = False
         self.journal_mode = journal_mode
         self.busy_timeout_s = busy_timeout_s
         self.label = f"SQLite {sqlite3.sqlite_version} ({journal_mode} journal)"
@@ -87,6 +89,7 @@ class SqliteRunDatabase:
         )
         event.listen(self.engine, "connect", self._on_connect)
         event.listen(self.engine, "begin", _begin)
+        self.sandbox_engine = self.engine  # a file has no roles
         shutil.copyfile(_base_file(), self.path)
         with contextlib.closing(sqlite3.connect(self.path)) as raw:  # outside any transaction
             raw.execute(f"PRAGMA journal_mode = {journal_mode}")
@@ -104,8 +107,9 @@ class SqliteRunDatabase:
         """SQLite always runs transactions serializably; `isolation` changes nothing."""
         return self.engine.connect()
 
-    def open_text_connection(self, isolation: str) -> Connection:
-        """Spec-file SQL goes straight to sqlite3, which is in autocommit mode already."""
+    def open_text_connection(self, isolation: str, *, superuser: bool = False) -> Connection:
+        """Spec-file SQL goes straight to sqlite3, which is in autocommit mode already.
+        A file has no roles: `superuser` changes nothing."""
         return self.engine.connect()
 
     def run_notes(self, isolation: str, sends_sql_as_written: bool) -> list[str]:
@@ -158,6 +162,7 @@ class SqliteRunDatabase:
         self.epoch.close()
         self.engine.dispose()
         shutil.rmtree(self._dir, ignore_errors=True)
+        self.closed = True
 
 
 class SqliteWaits:

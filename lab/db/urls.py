@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
+from urllib.parse import quote
 
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
@@ -41,23 +42,44 @@ class Target:
         return mask(self.url)
 
 
+_QUERY_SECRET = re.compile(r"(password=)[^&\s'\"]*", re.IGNORECASE)  # also sslpassword=
+
+
 def mask(url: URL | str | None) -> str:
-    """The URL as text with any password replaced by ***."""
+    """The URL as text with any password (user part or ?password=) replaced by ***."""
     if url is None:
         return ""
     if isinstance(url, str):
         try:
-            url = make_url(url)
+            url = make_url(_escape_at(url))
         except ArgumentError:
-            return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
-    return url.render_as_string(hide_password=True)
+            return _QUERY_SECRET.sub(r"\1***", re.sub(r"(://[^:/@]*:).*@", r"\1***@", url))
+    return _QUERY_SECRET.sub(r"\1***", url.render_as_string(hide_password=True))
 
 
 def scrub(text: str, url: URL | None) -> str:
-    """Remove the password of `url` from an arbitrary message (driver errors echo DSNs)."""
-    if url is not None and url.password:
-        text = text.replace(str(url.password), "***")
+    """Remove the passwords of `url` from an arbitrary message (driver errors echo DSNs)."""
+    if url is None:
+        return text
+    secrets = [url.password] + [v for k, v in url.query.items() if "password" in k.lower()]
+    for secret in secrets:
+        for value in (secret if isinstance(secret, tuple) else (secret,)):
+            if value:
+                text = text.replace(str(value), "***")
     return text
+
+
+def _escape_at(text: str) -> str:
+    """'u:p@ss@host' -> 'u:p%40ss@host': the last @ before the host ends the user part, as
+    urllib reads it; unescaped, the driver would take 'ss@host' for the host (and print it)."""
+    scheme, sep, rest = text.partition("://")
+    cut = min([i for i in (rest.find("/"), rest.find("?")) if i >= 0] or [len(rest)])
+    netloc, tail = rest[:cut], rest[cut:]
+    if not sep or netloc.count("@") < 2:
+        return text
+    user, _, host = netloc.rpartition("@")
+    name, colon, password = user.partition(":")
+    return f"{scheme}://{quote(name, safe='%')}{colon}{quote(password, safe='%')}@{host}{tail}"
 
 
 def resolve(choice: str | None) -> Target:
@@ -68,7 +90,7 @@ def resolve(choice: str | None) -> Target:
     if choice in SQLITE_MODES:
         return Target("sqlite", journal_mode=SQLITE_MODES[choice])
     try:
-        url = make_url(choice)
+        url = make_url(_escape_at(choice))
     except ArgumentError:
         raise UsageError(
             f"malformed database URL {mask(choice)!r}: expected 'sqlite', 'sqlite-wal', "

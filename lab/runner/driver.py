@@ -61,6 +61,7 @@ class SessionDriver(Protocol):
     ends_idle_first: bool  # at the end, roll back idle sessions before awaiting waiters
 
     def connect(self, db: Any, isolation: str) -> Connection: ...
+    def conductor_connection(self, db: Any) -> Connection: ...
     def monitored(self, session: Session) -> Connection: ...
     def registered(self, session: Session) -> None: ...
     def execute(self, step: Step, session: Session, before: Before | None) -> StepResult: ...
@@ -110,6 +111,10 @@ class OrmDriver:
 
     def connect(self, db: Any, isolation: str) -> Connection:
         return db.open_connection(isolation)
+
+    def conductor_connection(self, db: Any) -> Connection:
+        """Setup and final state of the lab's own scenarios: the lab's own login."""
+        return db.engine.connect()
 
     def monitored(self, session: Session) -> Connection:
         return session.connection()

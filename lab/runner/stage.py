@@ -84,7 +84,7 @@ class Stage:
     # -- the conductor's own connection: set-up, final state, teardown ------------------
     def _conn(self) -> Connection:
         if self._admin is None:
-            self._admin = self.db.engine.connect()
+            self._admin = self.driver.conductor_connection(self.db)
         return self._admin
 
     def write(self, action: Callable[[Session], Any]) -> Any:

@@ -36,7 +36,12 @@ def get(name: str) -> Scenario:
 
 
 def find(name: str) -> Scenario:
-    """A catalog scenario by name, or a spec file by path (anything ending in .spec)."""
+    """A catalog scenario by name, a spec file by path (anything ending in .spec), or a
+    generated workload of the services by its name (``workload:...``)."""
+    from ..workload import PREFIX, scenario
+
+    if name.startswith(PREFIX):
+        return scenario(name)
     if name.endswith(".spec") or os.sep in name:
         from ..spec import load_scenario
 

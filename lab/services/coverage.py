@@ -4,7 +4,10 @@ Each rule is a check followed by a write, and the check reads rows the write doe
 touch. Row locks cannot protect that, and neither can snapshot isolation (write skew).
 Two fixes work: SERIALIZABLE (the database detects the dangerous pattern, 40001), or
 *materialising the conflict*: both transactions first lock one parent row, the call
-night, the block or the rotation, with ``FOR UPDATE``, so they queue.
+night, the block or the rotation, with ``FOR UPDATE``, so they queue. That holds under
+READ COMMITTED only: under REPEATABLE READ the second one acts on its old snapshot after
+the wait. *Claiming* the row (writing it, ``claim_*``) holds at every level: the second
+claimer then fails with 40001 after the wait instead, and retries with a fresh snapshot.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from ..errors import DomainError
@@ -29,6 +32,14 @@ def lock_night(session: Session, night: dt.date) -> str:
     begin_write(session)
     session.scalars(select(CallNight).where(CallNight.date == night).with_for_update()).one()
     return f"locked the coverage row of {night}"
+
+
+def claim_night(session: Session, night: dt.date) -> str:
+    """Materialise the conflict as a write of the night's row, seen at every level."""
+    begin_write(session)
+    session.execute(update(CallNight).where(CallNight.date == night)
+                    .values(min_faculty=CallNight.min_faculty))
+    return f"claimed the coverage row of {night}"
 
 
 def others_on_call(session: Session, night: dt.date, person_id: int) -> int:
@@ -51,6 +62,14 @@ def lock_block(session: Session, block_id: int) -> str:
     begin_write(session)
     session.scalars(select(Block).where(Block.id == block_id).with_for_update()).one()
     return f"locked block #{block_id}"
+
+
+def claim_block(session: Session, block_id: int) -> str:
+    """Materialise a per-block conflict as a write of the block row, seen at every level."""
+    begin_write(session)
+    session.execute(update(Block).where(Block.id == block_id)
+                    .values(is_holiday=Block.is_holiday))
+    return f"claimed block #{block_id}"
 
 
 def residents_in(session: Session, block_id: int, template_id: int) -> tuple[int, int]:

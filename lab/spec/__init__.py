@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -15,21 +16,54 @@ if TYPE_CHECKING:
     from ..runner import RunResult, Scenario
 
 
-def load_scenario(path: str | os.PathLike) -> Scenario:
-    """A spec file as a scenario the runner, explorer and plot take like any other."""
+def load_scenario(path: str | os.PathLike, *, superuser: bool = False) -> Scenario:
+    """A spec file as a scenario the runner, explorer and plot take like any other.
+
+    Its SQL runs as a role of its own that is no superuser; `superuser=True`
+    (``--superuser``) runs it as the server's superuser, which can run any program as the
+    server's OS user: only for spec files you would run as a shell script.
+    """
     from .parser import load
     from .scenario import to_scenario
 
-    return to_scenario(load(path), os.fspath(path))
+    scenario = to_scenario(load(path), os.fspath(path))
+    return as_superuser(scenario) if superuser else scenario
+
+
+def as_superuser(scenario: Scenario) -> Scenario:
+    """The same spec, its SQL run as a superuser (see `load_scenario`)."""
+    from ..errors import UsageError
+    from .driver import SpecDriver
+
+    if not isinstance(scenario.driver, SpecDriver):
+        raise UsageError(f"--superuser is for spec files; {scenario.name!r} is the lab's own"
+                         " scenario, which runs as the lab's login already")
+    return replace(scenario, driver=replace(scenario.driver, superuser=True))
+
+
+def planned(scenario: Scenario, permutation: str | None) -> tuple[int, str, str]:
+    """(how many runs `run_spec` would play, what, of what): for `bounds.check`."""
+    from ..bounds import orderings
+
+    what = f"{scenario.name} / {scenario.variants[0].name}"
+    if permutation is not None:
+        return 1, what, "permutations"
+    if scenario.driver.listed:
+        return len(scenario.driver.listed), what, "permutation lines"
+    return orderings([len(s) for s in scenario.variants[0].sessions.values()]), what, "orderings"
 
 
 def run_spec(spec: Scenario | str, *, db: Target | str | None = None,
              isolation: str = "read committed", timeout: float | None = None,
              permutation: str | None = None, serial_check: bool = False,
+             limit: int | None = None,
              on_result: Callable[[RunResult], None] | None = None) -> list[RunResult]:
     """Play a spec as isolationtester would: `permutation`, else the file's permutation
     lines, else every feasible order (in isolationtester's order). One stage for all.
-    `serial_check`: check each run against the serial orders (`RunResult.serial`)."""
+    `serial_check`: check each run against the serial orders (`RunResult.serial`).
+    `limit`: play the first that many; without it, more than `bounds.DEFAULT_LIMIT`
+    permutations or orderings are refused before the first is played."""
+    from ..bounds import check
     from ..db import Target, resolve
     from ..runner import DEFAULT_TIMEOUT_S, Run
     from ..runner.stage import Stage
@@ -45,14 +79,16 @@ def run_spec(spec: Scenario | str, *, db: Target | str | None = None,
         if on_result is not None:
             on_result(result)
 
+    limit = check(*planned(scenario, permutation), limit)  # before anything is played
     todo = [variant.entries(permutation, free_order=True)] if permutation is not None \
         else list(scenario.driver.listed)
     if not todo:
         from ..explorer import explore
 
         explore(scenario, None, isolation, target, timeout=timeout, on_result=show,
-                serial_check=serial_check)
+                serial_check=serial_check, limit=limit)
         return results
+    todo = todo[:limit]
     stage = Stage(target, list(variant.sessions), isolation, timeout=timeout,
                   driver=scenario.driver, reusable=len(todo) > 1 or serial_check)
     try:

@@ -80,13 +80,18 @@ class SpecDriver:
     session_teardowns: Mapping[str, RawSQL] = field(default_factory=dict)
     listed: tuple[tuple[Entry, ...], ...] = ()  # the file's permutation lines
     mentioned: frozenset[str] = frozenset()  # names after FROM, INTO, UPDATE, JOIN, TABLE
+    superuser: bool = False  # --superuser: the SQL runs as a superuser (arbitrary code)
 
     free_order = True
     sends_sql_as_written = True
     ends_idle_first = False  # isolationtester awaits blocked steps, then ends transactions
 
     def connect(self, db: Any, isolation: str) -> Connection:
-        return db.open_text_connection(isolation)
+        return db.open_text_connection(isolation, superuser=self.superuser)
+
+    def conductor_connection(self, db: Any) -> Connection:
+        """The file's setup, teardown and invariants are its code too: same role."""
+        return (db.engine if self.superuser else db.sandbox_engine).connect()
 
     def monitored(self, session: Session) -> Connection:
         return session.bind
@@ -164,9 +169,11 @@ class SpecDriver:
         return shown
 
     def replay_args(self, scenario, variant) -> list[str]:
-        return [self.source]
+        return [self.source, "--superuser"] if self.superuser else [self.source]
 
     def replay_python(self, scenario, variant) -> str:
+        if self.superuser:
+            return f"Run(lab.spec.load_scenario({self.source!r}, superuser=True)"
         return f"Run({self.source!r}"
 
 

@@ -37,6 +37,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from lab.bounds import MAX_SPEC_BYTES, MAX_STEPS
 from lab.errors import PermutationError, UsageError
 from lab.runner.schedule import Entry as PermutationStep
 from lab.runner.schedule import Schedule
@@ -263,6 +264,9 @@ class _Parser:
             if step_name in self.steps:
                 raise self.fail(line, f"duplicate step name {step_name!r} (first defined at"
                                       f" line {self.steps[step_name].line})")
+            if len(self.steps) == MAX_STEPS:
+                raise self.fail(line, f"more than {MAX_STEPS:,} steps; the lab plays no"
+                                      " spec that long")
             self.steps[step_name] = step
             steps.append(step)
         if not steps:
@@ -275,6 +279,9 @@ class _Parser:
         entries: list[tuple[_Token, list[_Token]]] = []
         while self.peek().kind == "name":
             tok = self.take()
+            if len(entries) == MAX_STEPS:
+                raise self.fail(tok.line, f"permutation of more than {MAX_STEPS:,} steps;"
+                                          " the lab plays none that long")
             entries.append((tok, self.markers(tok.value) if self.at("punct", "(") else []))
         if not entries:
             raise self.fail(start.line, f"permutation lists no steps (found"
@@ -337,6 +344,9 @@ def parse(text: str, path: str = "<spec>") -> Spec:
 def load(path: str | os.PathLike) -> Spec:
     """Read and parse a spec file; an unreadable file is a SpecError, not a traceback."""
     try:
+        if Path(path).stat().st_size > MAX_SPEC_BYTES:
+            raise SpecError(f"{os.fspath(path)} is larger than {MAX_SPEC_BYTES >> 20} MB;"
+                            " the lab reads no spec file that large")
         text = Path(path).read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         reason = getattr(exc, "strerror", None) or str(exc)

@@ -99,8 +99,8 @@ class Stage:
         commits on its own: a spec's setup and teardown blocks (isolationtester's control
         connection). Opened on first use, kept for the stage's runs."""
         if self._control is None:
-            self._control = self.db.engine.connect().execution_options(
-                isolation_level="AUTOCOMMIT")
+            self._control = self.driver.conductor_connection(self.db).execution_options(
+                isolation_level="AUTOCOMMIT")  # (a spec file's own role: see the driver)
         return action(self._control)
 
     def read(self, queries: str | Mapping[str, str]) -> dict[str, tuple[dict, ...]]:

@@ -4,7 +4,9 @@ Swap #1 moves Dr Adams to Monday PM (#5) and Dr Baker to Monday AM (#3): two UPD
 one transaction. A coverage report reads both shifts before, during and after. It must
 see both old or both new, never one of each. PostgreSQL's readers do not wait for
 writers (MVCC). SQLite's rollback journal makes the writer's COMMIT wait for the
-reader's open read; in WAL mode neither waits.
+reader's open read; in WAL mode neither waits. The naive report reads the two shifts in
+two statements: under READ COMMITTED the swap commits between them, and the report shows
+Dr Adams on both shifts, Dr Baker on neither.
 """
 
 from __future__ import annotations
@@ -18,24 +20,47 @@ READ = """SELECT a.id, p.name FROM assignment a JOIN person p ON p.id = a.person
 MOVE = "UPDATE assignment SET person_id = {person}, source = 'manual' WHERE id = {id}"
 OLD = "Dr Adams, Dr Baker"
 NEW = "Dr Baker, Dr Adams"
+# each report: the steps that read it (one statement, or the naive report's two)
+REPORTS = (("r_read1",), ("r_read2",), ("r_read3",), ("r_shift3", "r_shift5"))
 
 
 def report(s) -> str:
     return ", ".join(name for _, name in s.execute(text(READ)))
 
 
+def shift(assignment_id: int):
+    """Half of the naive report: one shift, in a statement of its own."""
+    return lambda s: s.execute(text(
+        "SELECT p.name FROM assignment a JOIN person p ON p.id = a.person_id"
+        " WHERE a.id = :id"), {"id": assignment_id}).scalar_one()
+
+
+def reports(result: RunResult) -> list[tuple[str, str]]:
+    """(the report's last step, the pair it showed) for every report the run completed."""
+    return [(steps[-1], ", ".join(out for st in steps for out in result.outputs(st)))
+            for steps in REPORTS if all(result.outputs(st) for st in steps)]
+
+
 def consistent_reads(result: RunResult) -> Verdict:
-    """Each read shows both shifts before the swap or both after it, never a mix."""
-    reads = [(st, out) for st in ("r_read1", "r_read2", "r_read3") for out in result.outputs(st)]
-    mixed = [st for st, out in reads if out not in (OLD, NEW)]
+    """Each report shows both shifts before the swap or both after it, never a mix."""
+    seen = reports(result)
+    mixed = [(st, out) for st, out in seen if out not in (OLD, NEW)]
     if mixed:
-        return Verdict(Outcome.ANOMALY, f"{mixed[0]} saw half a swap")
-    seen = "; ".join(f"{st}: {'old' if out == OLD else 'new'}" for st, out in reads)
+        return Verdict(Outcome.ANOMALY, f"{mixed[0][0]} saw half a swap: {mixed[0][1]}")
+    shown = "; ".join(f"{st}: {'old' if out == OLD else 'new'}" for st, out in seen)
     waits = result.waits()
     if waits:
         who = ", ".join(f"{st} waited for {', '.join(b)}" for st, b in waits)
-        return Verdict(Outcome.WAITED, f"no read saw half a swap ({seen}); {who}")
-    return Verdict(Outcome.FINE, f"no read saw half a swap and nobody waited ({seen})")
+        return Verdict(Outcome.WAITED, f"no read saw half a swap ({shown}); {who}")
+    return Verdict(Outcome.FINE, f"no read saw half a swap and nobody waited ({shown})")
+
+
+def _writer():
+    return [step("w_move1", MOVE.format(person=5, id=3), "W: moves Dr Baker onto #3"),
+            step("w_move2", MOVE.format(person=4, id=5), "W: moves Dr Adams onto #5"),
+            step("w_commit", COMMIT, "W: commits the swap",
+                 sqlite="W: commits; with a rollback journal it must wait for R's"
+                        " open read (in WAL mode it need not)")]
 
 
 SCENARIO = Scenario(
@@ -49,16 +74,25 @@ SCENARIO = Scenario(
         Variant(
             "report",
             "R reads during W's swap and after it.",
-            {"W": [step("w_move1", MOVE.format(person=5, id=3), "W: moves Dr Baker onto #3"),
-                   step("w_move2", MOVE.format(person=4, id=5), "W: moves Dr Adams onto #5"),
-                   step("w_commit", COMMIT, "W: commits the swap",
-                        sqlite="W: commits; with a rollback journal it must wait for R's"
-                               " open read (in WAL mode it need not)")],
+            {"W": _writer(),
              "R": [step("r_read1", report, "R: reads both shifts mid-swap; does not wait"),
                    step("r_read2", report, "R: reads again in the same transaction"),
                    step("r_commit", COMMIT, "R: ends its read transaction"),
                    step("r_read3", report, "R: reads once more: the swap is in")]},
             "w_move1 r_read1 w_move2 w_commit r_read2 r_commit r_read3",
+            consistent_reads,
+            isolations=("read committed", "repeatable read"),
+        ),
+        Variant(
+            "two-statements",
+            "The naive report reads #3, then #5, in two statements; the swap commits between.",
+            {"W": _writer(),
+             "R": [step("r_shift3", shift(3), "R: reads shift #3 mid-swap: still Dr Adams"),
+                   step("r_shift5", shift(5), "R: reads shift #5 in a second statement,"
+                        " after W committed",
+                        sqlite="R: reads shift #5; W's commit still waits for R's read lock"),
+                   step("r_commit", COMMIT, "R: ends its report")]},
+            "w_move1 r_shift3 w_move2 w_commit r_shift5 r_commit",
             consistent_reads,
             isolations=("read committed", "repeatable read"),
         ),

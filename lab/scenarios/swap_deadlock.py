@@ -3,9 +3,9 @@
 Coordinator A confirms swap #1 by locking shift #3, then #5; coordinator B confirms
 swap #2 on the same shifts, #5 first. Each waits for the other: PostgreSQL finds the
 cycle (40P01), rolls one back (the first to wait) and lets the other commit. The victim
-retries and succeeds. Locking in id order, as the swap service does, removes the cycle:
-B simply waits for A. (Its permutation differs: with id order, B's second lock cannot
-be issued while B still waits for its first.)
+retries and succeeds. Locking in the swap service's order (``swaps.lock_order``: by id)
+removes the cycle: B simply waits for A. (Its permutation differs: with id order, B's
+second lock cannot be issued while B still waits for its first.)
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from ..models import Assignment
 from ..runner import COMMIT, Outcome, RunResult, Scenario, Variant, Verdict, step
-from ..services.swaps import lock_assignments
+from ..services.swaps import lock_assignments, lock_order
 
 
 def _lock(*ids: int):
@@ -43,7 +43,7 @@ def _retry(who: str, first: int, second: int):
     def retry_lock(s: Session) -> str:
         s.info["landed"] = _confirmed(s, who)
         return "the first attempt landed: nothing to retry" if s.info["landed"] else \
-            _lock(*sorted((first, second)))(s)
+            _lock(*lock_order((first, second)))(s)
 
     def retry_stamp(s: Session) -> str:
         return "nothing to stamp" if s.info["landed"] else _confirm(who)(s)
@@ -111,7 +111,7 @@ SCENARIO = Scenario(
                 "a_lock1 b_lock1 a_lock2 b_lock2 a_stamp a_commit b_stamp b_commit" + _RETRIES,
                 both_confirmed),
         Variant("id-order", "Both lock #3 before #5: B waits for A, no deadlock.",
-                _sessions((3, 5), (3, 5)),
+                _sessions(lock_order((3, 5)), lock_order((5, 3))),
                 "a_lock1 b_lock1 a_lock2 a_stamp a_commit b_lock2 b_stamp b_commit" + _RETRIES,
                 both_confirmed),
     ),

@@ -4,8 +4,9 @@ The original had no cancellation: flipping the status to "cancelled" did not sto
 worker, which finished and tagged every row. The fix is cooperative: cancel asks for
 "cancelling"; the worker notices between batches, rolls back its partial work and ends
 "cancelled" with cancelled_at set. Also shown: cancelling a finished task (a no-op), the
-asyncio variant (Task.cancel()), and a worker stuck on a row lock cancelled inside the
-database (PostgreSQL: pg_cancel_backend, SQLSTATE 57014).
+asyncio variant (Task.cancel()), with and without the clean-up that records the cancel,
+and a worker stuck on a row lock cancelled inside the database (PostgreSQL:
+pg_cancel_backend, SQLSTATE 57014).
 """
 
 from __future__ import annotations
@@ -52,36 +53,41 @@ def _user_steps(cancel, note: str, while_writing: bool = True):
     ]
 
 
-def _cancel_async(s: Session) -> str:
+def _cancel_async(record_cancel: bool):
     """Run the asyncio worker, cancel it with Task.cancel() right after batch 1."""
-    task = tasks.create_task(s, "generate")
-    task.status, task_id = "running", task.id
-    s.commit()  # and keep no read open: the async worker needs SQLite's write lock
-    url = s.get_bind().engine.url
-    if url.get_backend_name() == "sqlite":
-        url = url.set(drivername="sqlite+aiosqlite")
 
-    async def main() -> str:
-        engine = create_async_engine(url, poolclass=NullPool)
-        first_batch = asyncio.Event()
+    def cancel_async(s: Session) -> str:
+        task = tasks.create_task(s, "generate")
+        task.status, task_id = "running", task.id
+        s.commit()  # and keep no read open: the async worker needs SQLite's write lock
+        url = s.get_bind().engine.url
+        if url.get_backend_name() == "sqlite":
+            url = url.set(drivername="sqlite+aiosqlite")
 
-        async def after_batch(n: int) -> None:
-            if n == 1:
-                first_batch.set()
-            await asyncio.sleep(0)  # ok-sleep: a zero-length yield, the await where Task.cancel() lands
+        async def main() -> str:
+            engine = create_async_engine(url, poolclass=NullPool)
+            first_batch = asyncio.Event()
 
-        worker = asyncio.create_task(generate_async(engine, week_one_plan(), task_id, BATCH,
-                                                    after_batch))
-        await first_batch.wait()
-        worker.cancel()
-        try:
-            outcome = await worker
-        except asyncio.CancelledError:
-            outcome = "cancelled after batch 1: its transaction rolled back"
-        await engine.dispose()
-        return f"Task.cancel() -> {outcome}"
+            async def after_batch(n: int) -> None:
+                if n == 1:
+                    first_batch.set()
+                await asyncio.sleep(0)  # ok-sleep: a zero-length yield, the await where Task.cancel() lands
 
-    return asyncio.run(main())
+            worker = asyncio.create_task(generate_async(engine, week_one_plan(), task_id,
+                                                        BATCH, after_batch,
+                                                        record_cancel=record_cancel))
+            await first_batch.wait()
+            worker.cancel()
+            try:
+                outcome = await worker
+            except asyncio.CancelledError:
+                outcome = "cancelled after batch 1: its transaction rolled back"
+            await engine.dispose()
+            return f"Task.cancel() -> {outcome}"
+
+        return asyncio.run(main())
+
+    return cancel_async
 
 
 FINAL = {
@@ -152,8 +158,13 @@ SCENARIO = Scenario(
                 "w_start w_batch1 w_batch2 w_finish w_commit u_cancel u_commit u_again"
                 " u_commit2", cancelled_cleanly),
         Variant("asyncio", "An asyncio worker cancelled with Task.cancel() rolls back the same"
-                " way.", {"W": [step("w_async", _cancel_async, "W: runs the asyncio worker;"
-                                     " cancels it with Task.cancel() after batch 1")]},
+                " way.", {"W": [step("w_async", _cancel_async(True), "W: runs the asyncio"
+                                     " worker; cancels it with Task.cancel() after batch 1")]},
+                "w_async", cancelled_cleanly),
+        Variant("asyncio-no-cleanup", "The asyncio worker without its CancelledError"
+                " clean-up: it stops, but the task stays 'running'.",
+                {"W": [step("w_async", _cancel_async(False), "W: runs the asyncio worker"
+                            " without its clean-up; cancels it after batch 1")]},
                 "w_async", cancelled_cleanly),
         Variant("server-side", "A worker stuck on a row lock is cancelled inside the"
                 " database; the lock holder is untouched.",

@@ -208,11 +208,12 @@ def upsert(dialect_name: str, batch: list[tuple[int, int, int, str]], task_id: i
 
 
 async def generate_async(engine, plan: list[tuple[int, int, int, str]], task_id: int,
-                         batch_size: int, after_batch) -> str:
+                         batch_size: int, after_batch, *, record_cancel: bool = True) -> str:
     """The asyncio worker: one transaction, batches, and clean-up on Task.cancel().
 
     `after_batch(n)` is awaited after batch n is written; the caller uses it to decide
-    when to cancel (an event, never a timer).
+    when to cancel (an event, never a timer). `record_cancel=False` is the worker without
+    its clean-up: the cancel still stops it, but the task stays "running" for good.
     """
     async with engine.connect() as conn:
         transaction = await conn.begin()
@@ -225,6 +226,8 @@ async def generate_async(engine, plan: list[tuple[int, int, int, str]], task_id:
             return "completed"
         except asyncio.CancelledError:
             await transaction.rollback()  # the batches written so far go with it
+            if not record_cancel:
+                raise
             async with engine.begin() as done:
                 await done.execute(update(Task).where(Task.id == task_id).values(
                     status="cancelled", cancelled_at=func.current_timestamp()))

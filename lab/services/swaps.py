@@ -10,6 +10,8 @@ caller's commit keeps it (raising would roll the rejection back with everything 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -76,6 +78,12 @@ def _apply(session: Session, req: SwapRequest, explain: bool = True) -> None:
     req.status, req.executed_at = "executed", func.current_timestamp()
     req.reason = ""
     session.flush()
+
+
+def lock_order(ids: Iterable[int]) -> tuple[int, ...]:
+    """The one order in which every transaction locks assignments, one at a time: by id.
+    Two transactions can then never each hold a row the other waits for."""
+    return tuple(sorted(ids))
 
 
 def lock_assignments(session: Session, ids: list[int]) -> list[int]:

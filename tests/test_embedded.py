@@ -42,3 +42,24 @@ def test_run_databases_of_the_embedded_server_live_in_ram():
     finally:
         db.close()
     assert space == "lab_scratch" and location.startswith(str(SCRATCH_ROOT))
+
+
+def test_a_ram_folder_is_fresh_and_its_parent_is_ours(tmp_path, monkeypatch):
+    from lab.db import pg_admin
+    monkeypatch.setattr(pg_admin, "SCRATCH_ROOT", tmp_path)
+    parent = tmp_path / f"race-lab-{os.geteuid()}"
+    parent.mkdir(mode=0o710)  # left by an older lab: the server could not get through
+    server = os.stat(tmp_path)
+    first, second = (pg_admin._scratch_folder(server) for _ in range(2))
+    assert first.parent == parent and first != second and not any(first.iterdir())
+    assert parent.stat().st_mode & 0o777 == 0o700  # the server runs as this user here
+
+
+def test_a_ram_parent_we_did_not_make_is_not_used(tmp_path, monkeypatch):
+    from lab.db import pg_admin
+    monkeypatch.setattr(pg_admin, "SCRATCH_ROOT", tmp_path)
+    elsewhere = tmp_path / "planted"
+    elsewhere.mkdir()
+    (tmp_path / f"race-lab-{os.geteuid()}").symlink_to(elsewhere)
+    assert pg_admin._scratch_folder(os.stat(tmp_path)) is None
+    assert not any(elsewhere.iterdir())

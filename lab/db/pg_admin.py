@@ -5,8 +5,11 @@ a race."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
+import stat
+import tempfile
 from pathlib import Path
 
 import psutil
@@ -17,7 +20,6 @@ from sqlalchemy.pool import NullPool
 
 from ..errors import UsageError
 from . import seeded
-from .home import private_dir, server_group
 from .urls import mask, scrub
 
 RUN_PREFIX = "lab_run_"
@@ -158,18 +160,41 @@ def scratch_tablespace(conn: Connection, pgdata: Path) -> str | None:
             conn.exec_driver_sql(f"DROP TABLESPACE {SCRATCH_SPACE}")
         except DBAPIError:
             return None
-    ident = conn.exec_driver_sql("SELECT system_identifier FROM pg_control_system()").scalar()
+    folder = _scratch_folder(pgdata.stat())
+    if folder is None:
+        return None
     try:
-        mine = private_dir(SCRATCH_ROOT / f"race-lab-{os.getuid()}", group=server_group(),
-                           what="the lab's RAM folder")
-        folder = private_dir(mine / str(ident), owner=pgdata.stat().st_uid,  # one per initdb
-                             what="the lab's RAM tablespace")
         conn.exec_driver_sql(f"CREATE TABLESPACE {SCRATCH_SPACE} LOCATION '{folder}'")
-    except (UsageError, DBAPIError):
+    except DBAPIError:
+        with contextlib.suppress(OSError):
+            folder.rmdir()
         return SCRATCH_SPACE if conn.exec_driver_sql(  # another process may have won
             "SELECT 1 FROM pg_tablespace WHERE spcname = %(n)s", {"n": SCRATCH_SPACE}
         ).scalar() else None
     return SCRATCH_SPACE
+
+
+def _scratch_folder(server: os.stat_result) -> Path | None:
+    """A new, empty folder on the RAM disk that only the server's user can enter.
+
+    The parent is ours alone: made here, or checked to be a real directory we own (another
+    user shares /dev/shm; a folder we did not make is never trusted). It lets others
+    traverse but not list, so a server running as its own user reaches its folder.
+    """
+    me = os.geteuid()
+    parent = SCRATCH_ROOT / f"race-lab-{me}"
+    try:
+        parent.mkdir(mode=0o700, exist_ok=True)
+        st = parent.lstat()
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != me:
+            return None
+        parent.chmod(0o700 if server.st_uid == me else 0o711)
+        folder = Path(tempfile.mkdtemp(dir=parent))  # fresh: PostgreSQL wants it empty
+        if server.st_uid != me:  # root starts the server as its own user (pgserver)
+            os.chown(folder, server.st_uid, server.st_gid)
+    except OSError:
+        return None
+    return folder
 
 
 def tidy(url: str) -> None:

@@ -85,8 +85,16 @@ class Wire:
                 res = pgconn.get_result()
                 if res is None:
                     return True
-                results.append(res)
-                self._tables += res.status == pq.ExecStatus.TUPLES_OK
+                if res.status == pq.ExecStatus.COPY_IN:  # nothing to send: the server fails it
+                    pgconn.put_copy_end(b"a spec step has no data to COPY FROM STDIN")
+                elif res.status == pq.ExecStatus.COPY_OUT:  # read and dropped, not printed
+                    while (size := pgconn.get_copy_data(1)[0]) > 0:
+                        pass
+                    if size == 0:
+                        return False  # more to come
+                else:
+                    results.append(res)
+                    self._tables += res.status == pq.ExecStatus.TUPLES_OK
         return False
 
     def notices(self, *, finished: bool) -> list[Notice]:

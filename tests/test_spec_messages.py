@@ -154,3 +154,15 @@ def test_each_setup_block_runs_on_its_own_outside_a_transaction(tmp_path: Path, 
     # VACUUM works; only a block's last result is printed, as PQexec returns only that
     assert out.splitlines()[2:7] == ["starting permutation: r", "last ", "-----", "shown",
                                      "(1 row)"]
+
+
+def test_a_copy_step_fails_or_is_read_and_the_session_goes_on(tmp_path: Path, capsys):
+    text = ("setup { CREATE TABLE cp (x int); INSERT INTO cp SELECT generate_series(1, 5000); }\n"
+            "teardown { DROP TABLE cp; }\n"
+            "session a\nstep cin { COPY cp FROM STDIN; }\nstep cout { COPY cp TO STDOUT; }\n"
+            "step n { SELECT count(*) AS n FROM cp; }\n")
+    assert output(tmp_path, capsys, text, "cin cout n").splitlines()[3:] == [
+        "step cin: COPY cp FROM STDIN;",
+        "ERROR:  COPY from stdin failed: a spec step has no data to COPY FROM STDIN",
+        "step cout: COPY cp TO STDOUT;",  # 5000 rows read and dropped, as nobody prints them
+        "step n: SELECT count(*) AS n FROM cp;", "   n", "----", "5000", "(1 row)", ""]

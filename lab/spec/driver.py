@@ -2,9 +2,12 @@
 
 The session is in autocommit mode, so BEGIN, COMMIT and ROLLBACK in the text decide the
 transaction, and an error leaves it aborted until the text ends it, exactly as in psql.
-Result sets are kept as the server's text output for psql-style tables. Everything only
-spec files have (session setup and teardown, the global teardown, the file's own
-permutation lines, its path) lives here, not on the shared scenario types.
+Result sets are kept as the server's text output for psql-style tables. On PostgreSQL a
+session's connection is read through a `Wire`, as isolationtester reads its own, so the
+notices and notifications beside the results reach the trace in isolationtester's places.
+Everything only spec files have (session setup and teardown, the global setup blocks and
+teardown, the file's own permutation lines, its path) lives here, not on the shared
+scenario types.
 """
 
 from __future__ import annotations

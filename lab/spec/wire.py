@@ -22,9 +22,16 @@ from psycopg import pq
 
 from ..runner.trace import Notice, Notification
 
-# how long the session's thread sleeps in select() before looking again: the conductor's
+# how long the session's thread sleeps in poll() before looking again: the conductor's
 # thread may have read the data it was waiting for (never decides an order)
 POLL_S = 0.005
+
+
+def _wait(fd: int, events: int) -> int:
+    """The events that came on `fd` within POLL_S (poll(), so any fd number works)."""
+    poller = select.poll()
+    poller.register(fd, events)
+    return next((got for _, got in poller.poll(POLL_S * 1000)), 0)
 
 
 class Wire:
@@ -54,7 +61,7 @@ class Wire:
         try:
             self._flush()
             while not self._collect(results):
-                select.select([pgconn.socket], [], [], POLL_S)
+                _wait(pgconn.socket, select.POLLIN)
             with self._lock:  # as isolationtester: PQconsumeInput, then every PQnotifies
                 pgconn.consume_input()
                 self._take_notifications()
@@ -69,9 +76,7 @@ class Wire:
             with self._lock:
                 if self._pgconn.flush() == 0:
                     return
-            readable, _, _ = select.select([self._pgconn.socket], [self._pgconn.socket], [],
-                                           POLL_S)
-            if readable:
+            if _wait(self._pgconn.socket, select.POLLIN | select.POLLOUT) & select.POLLIN:
                 with self._lock:
                     self._pgconn.consume_input()
 
@@ -85,8 +90,16 @@ class Wire:
                 res = pgconn.get_result()
                 if res is None:
                     return True
-                results.append(res)
-                self._tables += res.status == pq.ExecStatus.TUPLES_OK
+                if res.status == pq.ExecStatus.COPY_IN:  # nothing to send: the server fails it
+                    pgconn.put_copy_end(b"a spec step has no data to COPY FROM STDIN")
+                elif res.status == pq.ExecStatus.COPY_OUT:  # read and dropped, not printed
+                    while (size := pgconn.get_copy_data(1)[0]) > 0:
+                        pass
+                    if size == 0:
+                        return False  # more to come
+                else:
+                    results.append(res)
+                    self._tables += res.status == pq.ExecStatus.TUPLES_OK
         return False
 
     def notices(self, *, finished: bool) -> list[Notice]:

@@ -2,6 +2,9 @@
 
 The session is in autocommit mode, so BEGIN, COMMIT and ROLLBACK in the text decide the
 transaction, and an error leaves it aborted until the text ends it, exactly as in psql.
+On PostgreSQL every connection of a spec file, the conductor's for its setup and
+invariants included, logs in as the run's own role, which is no superuser (`superuser`
+opts out: ``--superuser``).
 Result sets are kept as the server's text output for psql-style tables. On PostgreSQL a
 session's connection is read through a `Wire`, as isolationtester reads its own, so the
 notices and notifications beside the results reach the trace in isolationtester's places.

@@ -143,7 +143,8 @@ class Way:
     permutation: str | None = None
 
 
-def way(param_id: str, **facts) -> pytest.param:
+def way(param_id: str, **facts):
+    """A test parameter: `param_id` names it in the node id, e.g. [naive-postgresql]."""
     return pytest.param(Way(**facts), id=param_id)
 
 

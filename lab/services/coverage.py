@@ -4,7 +4,7 @@ Each rule is a check followed by a write, and the check reads rows the write doe
 touch. Row locks cannot protect that, and neither can snapshot isolation (write skew).
 Two fixes work: SERIALIZABLE (the database detects the dangerous pattern, 40001), or
 *materialising the conflict*: both transactions first lock one parent row, the call
-night, the block or the rotation, with ``FOR UPDATE``, so they queue.
+night or the block, with ``FOR UPDATE``, so they queue.
 """
 
 from __future__ import annotations

@@ -55,7 +55,8 @@ def test_reference_pages_are_generated_from_the_code(built_site):
     for table in ("assignment", "block", "rotation_template", "call_night", "swap_request",
                   "task", "person"):
         assert f">{table}</text>" in svg, f"the ER diagram misses {table}"
-    assert "person_id integer -&gt; person FK" in svg
+    assert re.search(r"person_id integer -&gt; person +FK/UQ<", svg)  # assignment's
+    assert re.search(r"source_faculty_id integer -&gt; person +FK<", svg)  # swap_request's
 
 
 def test_the_sitemap_lists_every_page_under_the_site_url(built_site):

@@ -7,12 +7,14 @@
     timeline(result)
 
 `explore("on-call-write-skew", case="check-then-act", isolation="serializable")` plays
-every feasible interleaving; `scenarios.SCENARIOS` is the catalog.
+every feasible interleaving; `scenarios.SCENARIOS` is the catalog; `exercises.check` and
+`exercises.answer` grade the exercises the notebooks end with.
 """
 
-from . import matrix, scenarios
+from . import exercises, matrix, scenarios
 from .explorer import explore
 from .plot import timeline
 from .runner import Outcome, Run, RunResult
 
-__all__ = ["Outcome", "Run", "RunResult", "explore", "matrix", "scenarios", "timeline"]
+__all__ = ["Outcome", "Run", "RunResult", "exercises", "explore", "matrix", "scenarios",
+           "timeline"]

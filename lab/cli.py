@@ -29,6 +29,11 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message} (see --help)")
 
 
+def parser() -> argparse.ArgumentParser:
+    """The whole command line; the docs' CLI reference is generated from it."""
+    return _parser()
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m lab", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -71,6 +76,17 @@ def _parser() -> argparse.ArgumentParser:
                         help="backends separated by commas (default: postgresql,sqlite)")
     matrix.add_argument("--out", default="build/matrix", metavar="DIR",
                         help="where anomaly-matrix.md/.png go (default: build/matrix)")
+    check = sub.add_parser("check", help="an exercise: play your fix against every feasible"
+                           " interleaving, under each level, on each backend")
+    check.add_argument("exercise", help="the exercise's scenario name, e.g. on-call-write-skew")
+    check.add_argument("function", metavar="FILE.py:FUNCTION",
+                       help="your function, saved in a file; 'solution' for the reference one")
+    check.add_argument("--isolation", default=None,
+                       help="levels separated by commas (default: all three)")
+    check.add_argument("--db", default="postgresql,sqlite",
+                       help="backends separated by commas (default: postgresql,sqlite)")
+    check.add_argument("--permutation", help="play this one order and print its trace"
+                       " (with one --isolation and one --db: a replay line)")
     server = sub.add_parser("server", help="the embedded PostgreSQL")
     server.add_argument("action", choices=("start", "status", "stop"))
     sub.add_parser("jupyter", help="open JupyterLab on the notebooks, server ready;"
@@ -108,7 +124,7 @@ def _dispatch(argv: Sequence[str] | None) -> int:
         embedded.home()
         embedded.idle_seconds()
     return {"list": _list, "run": _run, "explore": _explore, "matrix": _matrix,
-            "server": _server, "jupyter": _jupyter}[args.command](args)
+            "check": _check, "server": _server, "jupyter": _jupyter}[args.command](args)
 
 
 def _list(_args: argparse.Namespace) -> int:
@@ -273,6 +289,51 @@ def _matrix(args: argparse.Namespace) -> int:
     written = matrix.write(result, out)
     print(f"\nwritten: {', '.join(written)}")
     return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    """Exit 0 when the fix holds everywhere (or the one replayed run finished), else 1."""
+    from . import exercises
+    from .runner import ISOLATION_LEVELS
+    from .runner.scenario import normalize_isolation
+
+    fn = _load_function(args.exercise, args.function)
+    levels = [normalize_isolation(x) for x in args.isolation.split(",")] \
+        if args.isolation else list(ISOLATION_LEVELS)
+    if args.permutation is not None:
+        if len(levels) != 1 or "," in args.db:
+            raise UsageError("--permutation replays one run: give one --isolation and one --db")
+        print(exercises.replay(args.exercise, fn, isolation=levels[0], db=args.db,
+                               permutation=args.permutation).text(), end="")
+        return 0
+    report = exercises.check(args.exercise, fn, db=args.db, levels=levels)
+    print(repr(report))
+    return 0 if report.passed else 1
+
+
+def _load_function(exercise: str, where: str):
+    """FILE.py:FUNCTION, or 'solution' (the reference in lab.exercises.solutions)."""
+    import importlib.util
+
+    from .exercises import checker, solutions
+
+    name = checker.fix_of(exercise)[1].function
+    if where == "solution":
+        return getattr(solutions, name)
+    path, _, function = where.rpartition(":")
+    if not path or not function:
+        raise UsageError(f"expected FILE.py:FUNCTION (say mine.py:{name}), not {where!r}")
+    if not os.path.isfile(path):
+        raise UsageError(f"no such file: {path}")
+    spec = importlib.util.spec_from_file_location("lab_exercise_attempt", path)
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:  # the learner's file: say what broke, in one line
+        raise UsageError(f"{path} did not load: {type(exc).__name__}: {exc}") from None
+    if not callable(getattr(module, function, None)):
+        raise UsageError(f"{path} defines no function {function!r}")
+    return getattr(module, function)
 
 
 def _server(args: argparse.Namespace) -> int:

@@ -20,6 +20,7 @@ from matplotlib.figure import Figure
 from .db import Target, resolve
 from .files import replace_file
 from .explorer import Exploration, explorations
+from .plot import Described
 from .runner import ISOLATION_LEVELS, Outcome
 from .scenarios import SCENARIOS, get
 
@@ -123,7 +124,8 @@ class Matrix:
     def heatmap(self) -> Figure:
         """Share of interleavings that broke the invariant; prevented cells say how."""
         n_rows, n_cols = len(self.rows), len(self.columns)
-        fig = Figure(figsize=(2.2 + 1.25 * n_cols, 0.9 + 0.55 * n_rows), layout="constrained")
+        fig = Described(figsize=(2.2 + 1.25 * n_cols, 0.9 + 0.55 * n_rows), layout="constrained")
+        fig.alt = self.alt_text()
         ax = fig.add_subplot()
         share = [[self.cell(r, b, i).anomalies / max(self.cell(r, b, i).feasible, 1)
                   for b, i in self.columns] for r in self.rows]
@@ -146,6 +148,21 @@ class Matrix:
                      fontsize=9)
         return fig
 
+    def alt_text(self) -> str:
+        """The heatmap in words: each race, where it broke and where it was not serializable."""
+        parts = []
+        for r in self.rows:
+            broke, not_serial = ([f"{_short_backend(b)} {SHORT[i]}" for b, i in self.columns
+                                  if figure(self.cell(r, b, i))]
+                                 for figure in (lambda c: c.anomalies,
+                                                lambda c: c.not_serializable))
+            parts.append(f"{r.label}: " + (f"breaks under {', '.join(broke)}" if broke
+                                           else "never breaks") +
+                         (f", not serializable under {', '.join(not_serial)}"
+                          if not_serial else ""))
+        return (f"Heatmap of the anomaly matrix, {len(self.rows)} races by"
+                f" {len(self.columns)} level and backend columns. " + "; ".join(parts) + ".")
+
     def png(self) -> bytes:
         buf = io.BytesIO()
         self.heatmap().savefig(buf, format="png", dpi=110)
@@ -154,7 +171,8 @@ class Matrix:
     def page(self) -> str:
         """The markdown table and the heatmap inlined, for the docs page."""
         data = base64.b64encode(self.png()).decode()
-        return self.markdown() + f"\n![The anomaly matrix as a heatmap](data:image/png;base64,{data})\n"
+        alt = self.alt_text().replace("[", "(").replace("]", ")")
+        return self.markdown() + f"\n![{alt}](data:image/png;base64,{data})\n"
 
 
 PAGE, PICTURE = "anomaly-matrix.md", "anomaly-matrix.png"

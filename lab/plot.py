@@ -12,7 +12,9 @@ from typing import Any
 
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure  # a bare Figure: no pyplot state, no GUI backend
+from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
+from matplotlib.text import Text
 
 from .db.protocol import Lock
 from .runner.outcome import Outcome
@@ -68,17 +70,38 @@ def _spans(result: RunResult, wall_clock: bool) -> list[_Span]:
     return list(spans.values())
 
 
+class Described(Figure):
+    """A figure whose text form is its alt text: notebooks record it as the output's
+    text/plain, and the docs build puts it on the image (hooks/alt_text.py)."""
+
+    alt = ""
+
+    def __repr__(self) -> str:
+        return self.alt or super().__repr__()
+
+
+LANE_HEIGHT_IN = 1.05  # inches per session lane: room for a wait label and two caption rows
+
+
 def timeline(result: RunResult, ax: Axes | None = None, *, wall_clock: bool = False) -> Figure:
-    """Draw `result` on `ax` (or a new figure) and return the figure."""
+    """Draw `result` on `ax` (or a new figure) and return the figure.
+
+    The figure explains itself: a legend of the marks it uses, with the verdict line (the
+    verdict, then the serial check's) as the legend's title, and labels placed so that no
+    two overlap.
+    """
     sessions = list(result.sessions)
     if ax is None:
-        fig = Figure(figsize=(max(7.0, 1.15 * len(result.permutation) + 2.2),
-                              1.1 + 0.95 * len(sessions)), layout="constrained")
+        fig = Described(figsize=(max(7.0, 1.15 * len(result.permutation) + 2.2),
+                                 1.6 + LANE_HEIGHT_IN * len(sessions)), layout="constrained")
+        fig.alt = alt_text(result)
         ax = fig.add_subplot()
     fig = ax.figure
     lane = {s: len(sessions) - 1 - i for i, s in enumerate(sessions)}
     width = HALF if not wall_clock else 0.0
-    for sp in _spans(result, wall_clock):
+    captions: list[Text] = []  # the labels under the boxes, placed without overlap below
+    spans = _spans(result, wall_clock)
+    for sp in spans:
         y, color = lane[sp.session], PALETTE[sessions.index(sp.session) % len(PALETTE)]
         left = sp.start - width
         if sp.wait_from is not None:
@@ -91,13 +114,12 @@ def timeline(result: RunResult, ax: Axes | None = None, *, wall_clock: bool = Fa
         else:
             ax.add_patch(Rectangle((left, y - 0.3), sp.end - sp.start + 2 * width or 1, 0.6,
                                    facecolor=color, alpha=0.85, lw=0))
-        ax.text(sp.start if sp.wait_from is None else sp.start, y, sp.step, ha="center",
-                va="center", fontsize=8, color="white" if sp.wait_from is None else "#222222",
-                fontweight="bold")
-        _marks(ax, sp, y, width)
+        ax.text(sp.start, y, sp.step, ha="center", va="center", fontsize=8,
+                color="white" if sp.wait_from is None else "#222222", fontweight="bold")
+        captions += _marks(ax, sp, y, width)
     n = len(result.permutation)
     ax.set_yticks(range(len(sessions)), [f"session {s}" for s in reversed(sessions)])
-    ax.set_ylim(-0.75, len(sessions) - 0.25)
+    ax.set_ylim(-0.8, len(sessions) - 0.25)
     if wall_clock:
         ax.set_xlabel("milliseconds since the run started (varies run to run)")
         ax.autoscale(axis="x")
@@ -107,20 +129,62 @@ def timeline(result: RunResult, ax: Axes | None = None, *, wall_clock: bool = Fa
         ax.set_xlabel("step order (the conductor's permutation)")
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
-    verdict = result.verdict
     ax.set_title(f"{result.scenario} · {result.case} · {result.isolation.upper()} · "
                  f"{result.backend}", fontsize=10, loc="left")
-    if verdict is not None:  # the invariant's verdict, then the serial check's first line
-        text = "\n".join(_wrap(line) for line in [str(verdict)] + (
-            result.serial.lines()[:1] if result.serial else []))
-        fig.text(0.01, 0.005, text, fontsize=8.5, va="bottom",
-                 color=OUTCOME_COLORS[verdict.outcome])
-        fig.get_layout_engine().set(h_pad=0.35 + 0.12 * text.count("\n"))
+    _legend(fig, result, {kind for sp in spans for kind, _ in sp.marks}
+            | ({"wait"} if result.waits() else set())
+            | ({"heard"} if any(sp.heard for sp in spans) else set()))
+    _separate(fig, captions)
     return fig
 
 
-def _marks(ax: Axes, sp: _Span, y: float, width: float) -> None:
-    x = sp.end + width
+def alt_text(result: RunResult) -> str:
+    """What the picture shows, for someone who cannot see it: the run and its verdict."""
+    waits = "; ".join(f"{step} waits for {', '.join(by)}" for step, by in result.waits())
+    commits = ", ".join(result.commit_order())
+    return (f"Timeline of {result.title}: {len(result.permutation)} steps"
+            + (f"; {waits}" if waits else "; nobody waits")
+            + (f"; commits in the order {commits}" if commits else "; nobody commits")
+            + (f"; {result.serial.lines()[0]}" if result.serial else "")
+            + (f". Verdict: {result.verdict}" if result.verdict is not None else "."))
+
+
+LEGEND = {  # mark -> (handle, label), in the order the legend lists them
+    "wait": (Rectangle((0, 0), 1, 1, facecolor="white", edgecolor="#555555", hatch="///"),
+             "waiting for a lock"),
+    "commit": (Line2D([], [], ls="", marker="o", ms=9, color="#2E7D32"),
+               "commit, #n in commit order"),
+    "error": (Line2D([], [], ls="", marker="X", ms=9, color="#C44E52"), "error, code below"),
+    "rollback": (Line2D([], [], ls="", marker="o", ms=8, mfc="white", mec="#555555", mew=1.5),
+                 "rollback"),
+    "lock": (Line2D([], [], ls="", marker="v", ms=7, color="#333333"),
+             "locks taken, listed below"),
+    "heard": (Line2D([], [], ls="", marker="D", ms=5, color=HEARD_COLOR),
+              "NOTICE or NOTIFY heard, above"),
+}
+
+
+def _legend(fig: Figure, result: RunResult, present: set[str]) -> None:
+    """The marks this figure uses, under the plot. The legend's title is the verdict line:
+    the invariant's verdict, then the serial check's first line."""
+    keys = [k for k in LEGEND if k in present]
+    inches = fig.get_figure(root=True).get_figwidth()
+    per_row = max(1, int(inches * 72 // 175))
+    verdict = result.verdict
+    title = "\n".join(_wrap(line, int(inches * 72 / 4.9)) for line in [f"verdict: {verdict}"]
+                      + (result.serial.lines()[:1] if result.serial else [])) \
+        if verdict is not None else None
+    legend = fig.legend([LEGEND[k][0] for k in keys], [LEGEND[k][1] for k in keys],
+                        loc="outside lower left", ncols=min(len(keys), per_row) or 1,
+                        fontsize=8, frameon=False, title=title, alignment="left",
+                        title_fontsize=8.5)
+    if verdict is not None:
+        legend.get_title().set_color(OUTCOME_COLORS[verdict.outcome])
+
+
+def _marks(ax: Axes, sp: _Span, y: float, width: float) -> list[Text]:
+    """Draw the span's marks; return the captions that go under its box."""
+    x, captions = sp.end + width, []
     for kind, label in sp.marks:
         if kind == "commit":
             ax.plot(x, y, "o", ms=15, color="#2E7D32", zorder=3)
@@ -128,21 +192,23 @@ def _marks(ax: Axes, sp: _Span, y: float, width: float) -> None:
                     fontweight="bold", zorder=4)
         elif kind == "error":
             ax.plot(x, y, "X", ms=12, color="#C44E52", zorder=3)
-            ax.text(x + 0.12, y - 0.12, label, ha="left", va="top", fontsize=7.5,
-                    color="#C44E52", fontweight="bold", zorder=4)
+            captions.append(ax.text(x, y - CAPTION_Y, label, ha="center", va="top",
+                                    fontsize=7.5, color="#C44E52", fontweight="bold", zorder=4))
         elif kind == "rollback":
             ax.plot(x, y, "o", ms=11, mfc="white", mec="#555555", mew=1.5, zorder=3)
-            ax.text(x, y - 0.42, "rollback", ha="center", va="top", fontsize=7, color="#555555")
+            captions.append(ax.text(x, y - CAPTION_Y, "rollback", ha="center", va="top",
+                                    fontsize=7, color="#555555"))
     locks = [lock for kind, lock in sp.marks if kind == "lock"]
     if locks:
         ax.plot(sp.end, y + 0.3, "v", ms=7, color="#333333", zorder=3)
-        ax.text(sp.end, y - 0.36, _lock_caption(locks), ha="center", va="top",
-                fontsize=6.5, color="#333333")
+        captions.append(ax.text(sp.end, y - CAPTION_Y, _lock_caption(locks), ha="center",
+                                va="top", fontsize=6.5, color="#333333"))
     if sp.heard:  # above the box, and above the "waits for" caption if there is one
         left = sp.start - width
         ax.plot(left, y + 0.3, "D", ms=5, color=HEARD_COLOR, zorder=3)
         ax.text(left, y + (0.52 if sp.wait_from is not None else 0.36), _heard_caption(sp.heard),
                 ha="left", va="bottom", fontsize=6.5, color=HEARD_COLOR)
+    return captions
 
 
 def _heard_caption(heard: list[Notice | Notification]) -> str:
@@ -160,6 +226,46 @@ def _heard_caption(heard: list[Notice | Notification]) -> str:
         parts.append("NOTIFY " + ", ".join(unique)
                      + (f" ×{len(channels)}" if len(channels) > len(unique) else ""))
     return " · ".join(parts)
+
+
+CAPTION_Y = 0.34  # data units under the lane's centre where the first caption row starts
+
+
+def _separate(fig: Figure, captions: list[Text]) -> None:
+    """Move captions down, row by row, until none overlaps another label.
+
+    Positions are measured on the Agg canvas after layout, so what is checked is what
+    is drawn; a caption that finds no free row keeps its first one (tests catch it).
+    """
+    if not captions:
+        return
+    renderer = _renderer(fig)
+    placed = [t.get_window_extent(renderer) for t in _labels(fig) if t not in captions]
+    for text in sorted(captions, key=lambda t: t.get_position()[0]):
+        x, y0 = text.get_position()
+        for row in range(4):
+            text.set_y(y0 - row * 0.13)
+            box = text.get_window_extent(renderer)
+            if not any(box.overlaps(other) for other in placed):
+                break
+        else:
+            text.set_y(y0)
+            box = text.get_window_extent(renderer)
+        placed.append(box)
+
+
+def _renderer(fig: Figure):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    root = fig.get_figure(root=True)
+    canvas = root.canvas if isinstance(root.canvas, FigureCanvasAgg) else FigureCanvasAgg(root)
+    canvas.draw()  # runs the layout: extents are final from here on
+    return canvas.get_renderer()
+
+
+def _labels(fig: Figure) -> list[Text]:
+    """Every visible, non-empty text the figure draws."""
+    return [t for t in fig.findobj(Text) if t.get_visible() and t.get_text().strip()]
 
 
 def _lock_caption(locks: list[Lock]) -> str:
@@ -183,7 +289,7 @@ def _wrap(text: str, width: int = 120) -> str:
 
 def save(results: list[RunResult], path: str, *, wall_clock: bool = False) -> None:
     """One panel per result, stacked, written as PNG (the CLI's --plot)."""
-    heights = [1.1 + 0.95 * len(r.sessions) + 0.4 for r in results]
+    heights = [1.6 + LANE_HEIGHT_IN * len(r.sessions) + 0.4 for r in results]
     cols = max(len(r.permutation) for r in results)
     fig = Figure(figsize=(max(7.0, 1.15 * cols + 2.2), sum(heights)), layout="constrained")
     for sub, result in zip(fig.subfigures(len(results), 1, height_ratios=heights) if

@@ -3,7 +3,13 @@ another lab process, say an open JupyterLab, still uses it)."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -38,3 +44,28 @@ def anomaly_matrix(tmp_path_factory: pytest.TempPathFactory):
     folder = tmp_path_factory.mktemp("matrix")
     matrix.write(built, str(folder))
     return built, folder
+
+
+@dataclass(frozen=True)
+class BuiltSite:
+    path: Path
+    seconds: float  # how long `mkdocs build --strict` took
+    log: str
+
+
+@pytest.fixture(scope="session")
+def built_site(tmp_path_factory: pytest.TempPathFactory, anomaly_matrix) -> BuiltSite:
+    """The docs site, built once per session with --strict, as the docs workflow builds it,
+    around this session's own anomaly matrix."""
+    _built, folder = anomaly_matrix
+    site = tmp_path_factory.mktemp("site") / "site"
+    started = time.monotonic()
+    out = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(site)],
+        cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=300,
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1", "LAB_MATRIX_DIR": str(folder)},
+    )
+    seconds = time.monotonic() - started
+    assert out.returncode == 0, out.stderr
+    print(f"\nmkdocs build --strict: {seconds:.1f} s")
+    return BuiltSite(site, seconds, out.stderr)

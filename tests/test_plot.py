@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 from matplotlib.patches import Rectangle
 
 from lab.plot import timeline
 from lab.runner import Run
-from lab.scenarios import get
+from lab.scenarios import SCENARIOS, get
 
 
 def _texts(fig) -> list[str]:
@@ -36,3 +37,51 @@ def test_logical_axis_is_the_same_picture_every_run():
         return [(type(p).__name__, p.get_x(), p.get_width()) for p in fig.axes[0].patches]
 
     assert picture() == picture()
+
+
+def _overlaps(fig) -> list[tuple[str, str]]:
+    """Pairs of drawn labels whose boxes overlap, measured on the Agg canvas."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.text import Text
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    texts = [t for t in fig.findobj(Text) if t.get_visible() and t.get_text().strip()]
+    boxes = [(t.get_text(), t.get_window_extent(renderer)) for t in texts]
+    return [(a, b) for i, (a, box_a) in enumerate(boxes) for b, box_b in boxes[i + 1:]
+            if box_a.overlaps(box_b)]
+
+
+CASES = [(s.name, v.name) for s in SCENARIOS.values() for v in s.variants]
+
+
+@pytest.mark.parametrize(("scenario", "case"), CASES)
+def test_no_two_labels_of_a_catalog_timeline_overlap(scenario, case):
+    fig = timeline(Run(get(scenario), case, db="embedded").play())
+    assert _overlaps(fig) == []
+
+
+def test_the_swap_deadlock_lock_captions_no_longer_collide():
+    r = Run(get("swap-deadlock"), "opposite-order", db="embedded").play()
+    fig = timeline(r)
+    captions = [t for t in fig.axes[0].texts if t.get_text().startswith("locks:")]
+    assert len(captions) >= 5
+    assert _overlaps(fig) == []
+
+
+def test_the_legend_explains_the_marks_used_and_its_title_is_the_verdict_line():
+    r = Run(get("swap-deadlock"), "opposite-order", db="embedded").play()
+    legend = timeline(r).legends[0]
+    labels = [t.get_text() for t in legend.get_texts()]
+    assert labels == ["waiting for a lock", "commit, #n in commit order", "error, code below",
+                      "locks taken, listed below"]
+    assert legend.get_title().get_text().replace("\n", " ") == \
+        f"verdict: {r.verdict} {r.serial.lines()[0]}"
+
+
+def test_the_figure_describes_itself_for_alt_text():
+    r = Run(get("explicit-locking"), db="embedded").play()
+    alt = repr(timeline(r))
+    assert alt.startswith(f"Timeline of {r.title}: 6 steps; b_lock waits for A;")
+    assert alt.endswith(f"Verdict: {r.verdict}")

@@ -19,6 +19,7 @@ from .driver import ORM, SessionDriver
 from .schedule import Entry, Schedule
 
 if TYPE_CHECKING:
+    from ..exercises.kinds import Exercise
     from .outcome import Verdict
     from .result import RunResult
 
@@ -89,6 +90,9 @@ class MatrixRow:
 
 @dataclass(frozen=True)
 class Scenario:
+    """One race: its setup, its cases, the final state its invariant reads, and the
+    anomaly-matrix rows and exercise it declares. A file in `lab/scenarios/` holds one."""
+
     name: str
     title: str
     summary: str
@@ -101,6 +105,8 @@ class Scenario:
     # the anomaly matrix: this scenario's rows, or why it has none
     matrix: tuple[MatrixRow, ...] = ()
     not_in_matrix: str = ""
+    # the exercise its notebook ends with: a fix to write, or a prediction to make
+    exercise: Exercise | None = None
 
     def variant(self, name: str | None) -> Variant:
         if name is None:

@@ -28,6 +28,7 @@ SCENARIOS: dict[str, Scenario] = _discover()
 
 
 def get(name: str) -> Scenario:
+    """A catalog scenario by name (`python -m lab list`); an unknown name is bad input."""
     try:
         return SCENARIOS[name]
     except KeyError:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
+from ..exercises.kinds import Choice, Prediction, broke, failed_with, play
 from ..runner import (
     COMMIT, ISOLATION_LEVELS, MatrixRow, RunResult, Scenario, Variant, Verdict, judged, step,
 )
@@ -82,4 +83,21 @@ SCENARIO = Scenario(
         MatrixRow('phantom (G2)', 'count-then-insert'),
         MatrixRow('fix: lock the block (capacity)', 'lock-block-row', fix=True),
     ),
+    exercise=Prediction(
+        "Both coordinators lock the block row first (lock-block-row), under REPEATABLE READ"
+        " on PostgreSQL. Does the lock keep the clinic at two?",
+        (Choice("b", "yes: B waits, recounts, and books nobody",
+                lambda r: not broke(r) and not r.errors(),
+                "B does wait, but its count comes from the snapshot taken when its locking"
+                " SELECT started, before A committed."),
+         Choice("a", "no: B waits, then counts from its old snapshot and books a third"
+                " resident", broke,
+                "Under REPEATABLE READ the snapshot is fixed at the first statement, which was"
+                " the lock B waited on. A only locked the block row, it did not change it, so"
+                " nothing fails, and B's count misses A's insert. Materialise the conflict"
+                " with a write (an UPDATE of the block row) to get 40001 instead."),
+         Choice("c", "B fails with 40001 after its wait", failed_with("40001"),
+                "40001 needs a row that B writes or locks to have been *changed* after B's"
+                " snapshot; A only locked the block row.")),
+        play("block-capacity-phantom", "lock-block-row", isolation="repeatable read")),
 )

@@ -6,6 +6,7 @@ original suite planned, a version column (``version_id_col``) and its compare-an
 form, turn B's stale save into a 409; B reloads, sees A's change and retries.
 """
 
+from ..exercises.kinds import Fix
 from ..runner import COMMIT, MatrixRow, Scenario, Variant, step
 from .edit_steps import (
     A_NOTES,
@@ -13,6 +14,7 @@ from .edit_steps import (
     FINAL_STATE,
     edit,
     load,
+    load_form_with_version,
     load_versioned,
     no_lost_update,
     save_cas,
@@ -57,6 +59,21 @@ def _fixed(save):
     return sessions
 
 
+def _with_your_save(save):
+    """The whole-form race with the learner's save(session, form, **changes) in place."""
+    def saving(**changes):
+        return lambda s: save(s, s.info["form"], **changes)
+
+    return Variant("exercise", "Your save, against every interleaving.", {
+        "A": [step("a_load", load_form_with_version, "A: opens the form (id, version, fields)"),
+              step("a_save", saving(notes=A_NOTES), "A: your save, with a note"),
+              step("a_commit", COMMIT, "A: commits")],
+        "B": [step("b_load", load_form_with_version, "B: opens the same form"),
+              step("b_save", saving(person_id=B_PERSON_ID), "B: your save, to Resident Three"),
+              step("b_commit", COMMIT, "B: commits")],
+    }, PERMUTATION, no_lost_update)
+
+
 SCENARIO = Scenario(
     name="concurrent-edit",
     title="Two users edit the same assignment",
@@ -93,4 +110,11 @@ SCENARIO = Scenario(
         MatrixRow('lost update (P4)', 'whole-object-save'),
         MatrixRow('fix: version check (409)', 'version-check', fix=True),
     ),
+    exercise=Fix(
+        function="save",
+        task="save(session, form, **changes) writes the user's changes over the form they"
+             " loaded (a dict with the row's id, version and fields). No edit may be lost:"
+             " a save based on a stale form must be refused with the lab's ConflictError"
+             " (a 409), so the user reloads.",
+        case=_with_your_save),
 )

@@ -13,6 +13,7 @@ from __future__ import annotations
 from sqlalchemy import func, select, update
 
 from ..models import Assignment, Person
+from ..exercises.kinds import Choice, Prediction, broke, failed_with, play
 from ..runner import (
     COMMIT, ISOLATION_LEVELS, MatrixRow, Outcome, RunResult, Scenario, Variant, Verdict, step,
 )
@@ -74,4 +75,18 @@ SCENARIO = Scenario(
     matrix=(
         MatrixRow('read skew (G-single)', 'two-reads'),
     ),
+    exercise=Prediction(
+        "The same interleaving on SQLite: what does the report count?",
+        (Choice("a", "1 supervisor, as under READ COMMITTED on PostgreSQL: read skew", broke,
+                "SQLite's reader holds its shared lock until the report ends, so W cannot"
+                " commit the move in between."),
+         Choice("c", "2: W's COMMIT waits for the report's read lock, so the report reads one"
+                " consistent state", lambda r: not broke(r) and "w_commit" in dict(r.waits()),
+                "In rollback-journal mode a writer needs the exclusive lock to commit, and an"
+                " open read transaction blocks it: the report sees the world before the move,"
+                " all of it."),
+         Choice("b", "the report fails with SQLITE_BUSY", failed_with("SQLITE_BUSY", "r_"),
+                "Readers never get SQLITE_BUSY from a writer that has not started committing;"
+                " here it is the writer who has to wait.")),
+        play("coverage-report-read-skew", db="sqlite")),
 )

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ..models import Assignment
+from ..exercises.kinds import Choice, Prediction, broke, failed_with, play
 from ..runner import COMMIT, MatrixRow, Outcome, RunResult, Scenario, Variant, Verdict, step
 from ..seed import CLINIC, RESIDENTS, block_id
 from ..services import assignments
@@ -80,4 +81,22 @@ SCENARIO = Scenario(
     matrix=(
         MatrixRow('double booking as a raw 500 (app)', 'raw-error', app=True),
     ),
+    exercise=Prediction(
+        "The domain-error fix under SERIALIZABLE on PostgreSQL: what does B, the second"
+        " coordinator, get?",
+        (Choice("a", "the clear 'already booked' (double-booked), as under READ COMMITTED",
+                failed_with("double-booked"),
+                "Under SERIALIZABLE, PostgreSQL sees that B checked for the very row A then"
+                " inserted: it reports a serialization failure before the unique constraint"
+                " is even reached, so the service's translation of 23505 never runs."),
+         Choice("b", "a raw 40001: the user sees a serialization failure, not the clear"
+                " message", failed_with("40001", "b_"),
+                "B read 'Resident Three is free', A inserted the row B looked for, and A"
+                " committed first. SERIALIZABLE turns that into 40001 at B's insert, before"
+                " the unique index can answer 23505. An application on SERIALIZABLE must"
+                " catch 40001 and retry; the retry's check then says 'already booked'."),
+         Choice("c", "nothing: both bookings commit", lambda r: len(r.commit_order()) == 2,
+                "The unique (block, person) constraint stops a second row at every level;"
+                " the question is only which error B sees.")),
+        play("double-booking", "domain-error", isolation="serializable")),
 )

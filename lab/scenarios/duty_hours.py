@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from ..exercises.kinds import Fix
 from ..runner import (
     COMMIT,
     ISOLATION_LEVELS,
@@ -105,6 +106,18 @@ LOCK_PERSON_ROW = Variant(
     permutation="a_lock b_lock a_check a_add a_commit b_check b_add b_commit",
     isolations=ISOLATION_LEVELS)
 
+def _with_your_booking(book_shift):
+    """A books Saturday, B Sunday, each through the learner's book_shift."""
+    def session(x: str, block: int, when: str):
+        return [step(f"{x}_book", lambda s: book_shift(s, RESIDENT, block),
+                     f"{x.upper()}: your book_shift, for {when}"),
+                step(f"{x}_commit", COMMIT, f"{x.upper()}: commits")]
+
+    return Variant("exercise", "Your book_shift for both coordinators.",
+                   {"A": session("a", SATURDAY, "Saturday"), "B": session("b", SUNDAY, "Sunday")},
+                   "a_book b_book a_commit b_commit", within_duty_hours)
+
+
 SCENARIO = Scenario(
     name="duty-hours",
     title="A resident over the duty-hour limit",
@@ -117,4 +130,11 @@ SCENARIO = Scenario(
         MatrixRow("duty hours over the limit (G2)", "check-then-add"),
         MatrixRow("fix: lock the resident", "lock-person-row", fix=True),
     ),
+    exercise=Fix(
+        function="book_shift",
+        task="book_shift(session, person_id, block_id) books a resident onto a morning"
+             " inpatient shift if the duty-hour rule allows it, and refuses with"
+             " DutyHoursError otherwise. Two coordinators booking at once must never take"
+             " her past six days in a row, under any level, on PostgreSQL or SQLite.",
+        case=_with_your_booking),
 )

@@ -72,6 +72,13 @@ def save_form(**changes: object):
     return put_form
 
 
+def load_form_with_version(s: Session) -> dict[str, object]:
+    """Open the form as a dict, with the row's id and version: what the exercises' save sees."""
+    a = s.get_one(Assignment, ASSIGNMENT_ID)
+    s.info["form"] = {"id": a.id, "version": a.version, **{f: getattr(a, f) for f in FORM_FIELDS}}
+    return _shown(a) | {"version": a.version}
+
+
 def load_versioned(s: Session) -> dict[str, object]:
     """Open the form with the fix: remember the version the user saw."""
     a = assignments.load_for_edit(s, ASSIGNMENT_ID)

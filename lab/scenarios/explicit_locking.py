@@ -5,8 +5,35 @@ whole-form save keeps it. SQLite has no row locks and SQLAlchemy drops FOR UPDAT
 the trace shows what SQLite does instead.
 """
 
+from ..exercises.kinds import Fix
 from ..runner import COMMIT, Scenario, Variant, step
-from .edit_steps import A_NOTES, B_PERSON_ID, FINAL_STATE, load, no_lost_update, save_form
+from .edit_steps import (
+    A_NOTES,
+    ASSIGNMENT_ID,
+    B_PERSON_ID,
+    FINAL_STATE,
+    load,
+    no_lost_update,
+    save_form,
+)
+
+
+def _with_your_load(load_form):
+    """Whole-form saves, each after the learner's load_form(session, assignment_id)."""
+    def loading(s):
+        s.info["form"] = load_form(s, ASSIGNMENT_ID)
+        return {k: s.info["form"][k] for k in ("notes", "person_id")}
+
+    return Variant("exercise", "Your load_form, then a whole-form save.", {
+        "A": [step("a_load", loading, "A: your load_form"),
+              step("a_save", save_form(notes=A_NOTES), "A: saves the whole form, with a note"),
+              step("a_commit", COMMIT, "A: commits")],
+        "B": [step("b_load", loading, "B: your load_form"),
+              step("b_save", save_form(person_id=B_PERSON_ID),
+                   "B: saves the whole form, to Resident Three"),
+              step("b_commit", COMMIT, "B: commits")],
+    }, "a_load b_load a_save b_save a_commit b_commit", no_lost_update)
+
 
 SCENARIO = Scenario(
     name="explicit-locking",
@@ -42,4 +69,11 @@ SCENARIO = Scenario(
         ),
     ),
     not_in_matrix="its FOR UPDATE is the fix that concurrent-edit's lost-update row measures",
+    exercise=Fix(
+        function="load_form",
+        task="load_form(session, assignment_id) returns the assignment's form fields as a dict"
+             " (block_id, person_id, rotation_template_id, role, notes). The form is saved"
+             " whole afterwards, so the copy it returns must be one nobody else can change"
+             " before this transaction ends: no edit may be lost, on PostgreSQL or SQLite.",
+        case=_with_your_load),
 )

@@ -22,6 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..models import SwapRequest
+from ..exercises.kinds import Choice, Prediction, broke, failed_with, play
 from ..runner import COMMIT, ISOLATION_LEVELS, Outcome, RunResult, Scenario, Variant, Verdict, step
 from ..seed import FACULTY
 from ..services import swaps
@@ -105,4 +106,20 @@ SCENARIO = Scenario(
              _PERMUTATION),
         )),
     not_in_matrix='1,680 orderings per level: too slow for CI until the explorer runs in parallel',
+    exercise=Prediction(
+        "Plain FOR UPDATE (the for-update case), under REPEATABLE READ on PostgreSQL: W2 waits"
+        " for W1's row. What happens when W1 commits?",
+        (Choice("a", "W2 moves on to the next request, as under READ COMMITTED",
+                lambda r: not r.errors(),
+                "Under READ COMMITTED PostgreSQL re-checks the row and moves on. Under REPEATABLE"
+                " READ it cannot: the row changed after W2's snapshot."),
+         Choice("b", "W2 fails with 40001: the row it waited for changed after its snapshot",
+                failed_with("40001", "w2_"),
+                "A REPEATABLE READ transaction may not lock a row that a concurrent"
+                " transaction changed and committed after its snapshot: 40001. W2 must retry."
+                " SKIP LOCKED avoids the wait, and with it the failure, at READ COMMITTED and"
+                " REPEATABLE READ."),
+         Choice("c", "W2 fails at once with 55P03", failed_with("55P03"),
+                "55P03 is NOWAIT's error; plain FOR UPDATE waits.")),
+        play("matcher-queue", "for-update", isolation="repeatable read")),
 )

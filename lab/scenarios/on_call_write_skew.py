@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
+from ..exercises.kinds import Fix
 from ..runner import (
     COMMIT, ISOLATION_LEVELS, MatrixRow, RunResult, Scenario, Variant, Verdict, judged, step,
 )
@@ -54,6 +55,17 @@ def someone_on_call(result: RunResult) -> Verdict:
                   " both left, and nobody is on call tonight", f"{', '.join(left)} stays on call")
 
 
+def _with_your_leave(leave_call):
+    """Both doctors leave call through the learner's leave_call(session, night, person_id)."""
+    def session(x: str, who: str, person_id: int):
+        return [step(f"{x}_leave", lambda s: leave_call(s, NIGHT, person_id),
+                     f"{who}: your leave_call"), step(f"{x}_commit", COMMIT, f"{who}: commits")]
+
+    return Variant("exercise", "Your leave_call for both doctors.",
+                   {"A": session("a", "A", ADAMS), "B": session("b", "B", BAKER)},
+                   "a_leave b_leave a_commit b_commit", someone_on_call)
+
+
 SCENARIO = Scenario(
     name="on-call-write-skew",
     title="Nobody left on call",
@@ -77,4 +89,11 @@ SCENARIO = Scenario(
         MatrixRow('write skew (G2-item)', 'check-then-act'),
         MatrixRow('fix: lock the call night', 'lock-coverage-row', fix=True),
     ),
+    exercise=Fix(
+        function="leave_call",
+        task="leave_call(session, night, person_id) takes a doctor off overnight call, but"
+             " only while someone else stays on call that night; otherwise it refuses with"
+             " CoverageError. Two doctors leaving at once must never leave the night empty,"
+             " under any isolation level, on PostgreSQL or SQLite.",
+        case=_with_your_leave),
 )

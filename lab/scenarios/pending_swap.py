@@ -7,6 +7,7 @@ domain error instead of a second request that could execute twice.
 
 from __future__ import annotations
 
+from ..exercises.kinds import Choice, Prediction, broke, failed_with, play
 from ..runner import COMMIT, Outcome, RunResult, Scenario, Variant, Verdict, step
 from ..seed import FACULTY
 from ..services import swaps
@@ -53,4 +54,21 @@ SCENARIO = Scenario(
                 "a_request b_request a_commit b_commit", one_open_swap),
     ),
     not_in_matrix='two requests and one index: the refusal is the same in every order',
+    exercise=Prediction(
+        "The same two requests on SQLite, which has no row locks: what happens to the second"
+        " request?",
+        (Choice("a", "B waits for A's database write lock, then the partial unique index"
+                " refuses it: 'already has a pending swap request'",
+                lambda r: r.error_of("b_request") == "swap-pending" and bool(r.waits()),
+                "SQLite allows one writer at a time, so B's insert waits in SQLite's busy"
+                " handler until A commits; then the index (the same partial unique index on"
+                " both backends) sees A's open request and refuses B."),
+         Choice("b", "B fails at once with SQLITE_BUSY", failed_with("SQLITE_BUSY"),
+                "B's transaction has not read anything yet, so it can simply wait for the"
+                " write lock; SQLite refuses at once only a transaction that already holds a"
+                " read lock and wants to write."),
+         Choice("c", "both requests are stored: SQLite does not enforce partial indexes",
+                broke, "SQLite supports partial indexes (CREATE UNIQUE INDEX ... WHERE),"
+                " and the lab creates the same index on both backends.")),
+        play("pending-swap", db="sqlite")),
 )

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from sqlalchemy import text
 
+from ..exercises.kinds import Choice, Prediction, broke, failed_with, play
 from ..runner import COMMIT, MatrixRow, Outcome, RunResult, Scenario, Variant, Verdict, step
 
 READ = """SELECT a.id, p.name FROM assignment a JOIN person p ON p.id = a.person_id
@@ -100,4 +101,20 @@ SCENARIO = Scenario(
     matrix=(
         MatrixRow('dirty read of half a swap (G1)', 'report'),
     ),
+    exercise=Prediction(
+        "The same interleaving on SQLite (rollback journal): who waits?",
+        (Choice("a", "R waits for W's uncommitted swap", lambda r: any(
+                    s.startswith("r_") for s, _ in r.waits()),
+                "R's reads need only a shared lock, which SQLite grants while W has merely"
+                " reserved the write; R reads the old rows without waiting."),
+         Choice("c", "W's COMMIT waits until R's read transaction ends",
+                lambda r: "w_commit" in dict(r.waits()),
+                "To commit, a rollback-journal writer needs the exclusive lock, and R's open"
+                " read transaction holds a shared one. So the writer waits for the reader:"
+                " the opposite of PostgreSQL, where readers never block writers."),
+         Choice("b", "nobody waits: R sees the new rows before W commits",
+                lambda r: not r.waits(),
+                "SQLite never shows uncommitted rows to another connection, and its locks"
+                " make someone wait here.")),
+        play("read-during-write", db="sqlite")),
 )

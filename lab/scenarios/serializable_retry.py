@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
+from ..exercises.kinds import Choice, Prediction, broke, failed_with, play
 from ..runner import COMMIT, Outcome, RunResult, Scenario, Variant, Verdict, context, step
 from ..seed import FACULTY
 from ..services import coverage
@@ -88,4 +89,20 @@ SCENARIO = Scenario(
                 " b_retry b_commit2", retried_right, isolations=("serializable",)),
     ),
     not_in_matrix="it runs only under SERIALIZABLE, retrying the write skew of on-call-write-skew's row",
+    exercise=Prediction(
+        "The correct retry, run under REPEATABLE READ instead of SERIALIZABLE, on PostgreSQL:"
+        " is someone still on call at the end?",
+        (Choice("b", "yes: B's commit fails with 40001 and the retry re-reads",
+                failed_with("40001"),
+                "REPEATABLE READ does not detect write skew: nothing fails, so there is"
+                " nothing to retry."),
+         Choice("a", "no: nothing fails under REPEATABLE READ, the retry never runs, and"
+                " nobody is on call", lambda r: broke(r) and not r.errors(),
+                "Snapshot isolation lets both transactions commit: each deleted a different"
+                " row. A retry loop only helps where the database reports the conflict;"
+                " for write skew that means SERIALIZABLE, or a materialised conflict."),
+         Choice("c", "B waits for A", lambda r: bool(r.waits()),
+                "The two doctors delete different rows, and plain reads take no locks:"
+                " nobody waits.")),
+        play("serializable-retry", "correct-retry", isolation="repeatable read")),
 )

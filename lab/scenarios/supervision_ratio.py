@@ -13,6 +13,7 @@ from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from ..models import Assignment
+from ..exercises.kinds import Choice, Prediction, broke, failed_with, play
 from ..runner import (
     COMMIT, ISOLATION_LEVELS, MatrixRow, RunResult, Scenario, Variant, Verdict, judged, step,
 )
@@ -106,4 +107,18 @@ SCENARIO = Scenario(
         MatrixRow('write skew across tables (G2)', 'check-then-act'),
         MatrixRow('fix: lock the block (supervision)', 'lock-block-row', fix=True),
     ),
+    exercise=Prediction(
+        "Both coordinators lock the block row first, under SERIALIZABLE on PostgreSQL. What"
+        " happens to B?",
+        (Choice("a", "B waits, then its check refuses the PGY-1 (the ratio rule says no)",
+                failed_with("ratio"),
+                "B's check would refuse under READ COMMITTED; under SERIALIZABLE B's snapshot"
+                " is older than A's commit, so its check still sees two supervisors."),
+         Choice("c", "B waits for A's lock, then fails with 40001", failed_with("40001", "b_"),
+                "B's snapshot predates A's commit, so its check passes; but SERIALIZABLE"
+                " tracks what B read, sees that A's committed delete changed it, and aborts B"
+                " when it writes. The invariant holds, at the price of a retry."),
+         Choice("b", "both commit: one supervisor for two residents", broke,
+                "SERIALIZABLE never lets this write skew commit.")),
+        play("supervision-ratio", "lock-block-row", isolation="serializable")),
 )

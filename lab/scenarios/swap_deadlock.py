@@ -14,7 +14,8 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from ..models import Assignment
-from ..runner import COMMIT, Outcome, RunResult, Scenario, Variant, Verdict, step
+from ..exercises.kinds import BREAKS, Fix
+from ..runner import COMMIT, Outcome, RunResult, Scenario, Variant, Verdict, judged, step
 from ..services.swaps import lock_assignments, lock_order
 
 
@@ -98,6 +99,22 @@ def both_confirmed(result: RunResult) -> Verdict:
                    "no deadlock: B waited for A's locks; both confirmations landed once")
 
 
+def _with_your_order(your_order):
+    """A confirms on shifts [3, 5], B on [5, 3]; each locks them in your_order's order."""
+    def session(x: str, shifts: list[int]):
+        first, second = your_order(list(shifts))
+        return [step(f"{x}_lock1", _lock(first), f"{x.upper()}: locks shift #{first}"),
+                step(f"{x}_lock2", _lock(second), f"{x.upper()}: locks shift #{second}"),
+                step(f"{x}_commit", COMMIT, f"{x.upper()}: commits its confirmation")]
+
+    def both_commit(result: RunResult) -> Verdict:
+        return judged(result, False, f"confirmed by {' and '.join(result.commit_order())}")
+
+    return Variant("exercise", "Your lock order for both confirmations.",
+                   {"A": session("a", [3, 5]), "B": session("b", [5, 3])},
+                   "a_lock1 b_lock1 a_lock2 b_lock2 a_commit b_commit", both_commit)
+
+
 SCENARIO = Scenario(
     name="swap-deadlock",
     title="A deadlock between two swap confirmations",
@@ -116,4 +133,10 @@ SCENARIO = Scenario(
                 both_confirmed),
     ),
     not_in_matrix='3,432 orderings per level: too slow for CI until the explorer runs in parallel',
+    exercise=Fix(
+        function="lock_order",
+        task="lock_order(shifts) returns the two shift ids in the order a confirmation locks"
+             " them. A confirms a swap as [3, 5], B as [5, 3]. No interleaving of the two"
+             " may deadlock.",
+        case=_with_your_order, breaks=BREAKS | {Outcome.DEADLOCK}),
 )

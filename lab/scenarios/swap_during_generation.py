@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
+from ..exercises.kinds import Choice, Prediction, broke, failed_with, play
 from ..runner import COMMIT, Outcome, RunResult, Scenario, Variant, Verdict, step
 from ..seed import FACULTY, block_id
 from ..services import swaps, tasks
@@ -122,4 +123,22 @@ SCENARIO = Scenario(
                 " g_commit g_queued g_commit2", swap_holds),
     ),
     not_in_matrix='generation runs in batches through a service; its three cases name the orders that matter',
+    exercise=Prediction(
+        "The naive case again (no generation lock), under REPEATABLE READ on PostgreSQL:"
+        " how does it end?",
+        (Choice("b", "as under READ COMMITTED: the generation books Dr Adams back onto his"
+                " swapped shift", broke,
+                "Not here. G works from the snapshot of its first statement, so when its finish"
+                " step deletes the generated row S has since turned into Dr Chen's manual row,"
+                " PostgreSQL refuses instead of deleting it."),
+         Choice("a", "G fails with 40001 and rolls back: the old week stands and the swap"
+                " holds", lambda r: failed_with("40001", "g_")(r) and not broke(r),
+                "G's finish step deletes a row that S changed after G's snapshot was taken;"
+                " under REPEATABLE READ that is a serialization failure (40001), so G rolls"
+                " back, the task ends failed, and S's committed swap stands."),
+         Choice("c", "S fails with 40001: the swap is lost and the generation wins",
+                failed_with("40001", "s_"),
+                "S commits first: it never meets a row G changed, so it has nothing to fail"
+                " on. The one who must give way is the later writer, G.")),
+        play("swap-during-generation", "naive", isolation="repeatable read")),
 )

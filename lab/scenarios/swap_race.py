@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
+from ..exercises.kinds import Fix
 from ..runner import COMMIT, MatrixRow, Outcome, RunResult, Scenario, Variant, Verdict, step
 from ..seed import FACULTY, RESIDENTS
 from ..services import swaps
@@ -86,4 +87,13 @@ SCENARIO = Scenario(
     matrix=(
         MatrixRow("swap left 'approved' by a raw error (app)", 'naive', app=True),
     ),
+    exercise=Fix(
+        function="execute_swap",
+        task="execute_swap(session, request_id) carries out an approved swap request: each"
+             " assignment it names goes to the other person, and the request ends 'executed'."
+             " When another swap took one of those shifts first, the request must end"
+             " 'rejected' with a reason, never stay 'approved' behind a raw database error.",
+        case=lambda execute: Variant("exercise", "Your executor for both swaps.",
+                                     _sessions(execute, False), "a_execute c_execute a_commit"
+                                     " c_commit", one_swap_wins)),
 )

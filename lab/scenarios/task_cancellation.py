@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
 from ..models import Assignment
+from ..exercises.kinds import Choice, Prediction, broke, failed_with, play
 from ..runner import COMMIT, Outcome, RunResult, Scenario, Variant, Verdict, context, step
 from ..seed import week_one_plan
 from ..services import tasks
@@ -180,4 +181,25 @@ SCENARIO = Scenario(
                 "w_start h_edit w_batch1 u_kill h_commit", cancelled_cleanly),
     ),
     not_in_matrix='a cancel is a request to a running task, not a race between transactions',
+    exercise=Prediction(
+        "The cooperative cancel, under REPEATABLE READ on PostgreSQL: U asks W to stop after"
+        " W's first batch. How does task #1 end?",
+        (Choice("a", "cancelled, with no rows of its own, as under READ COMMITTED",
+                lambda r: r.tables["task"][0]["status"] == "cancelled",
+                "W looks for the request in its own snapshot, taken at its first batch, before"
+                " U asked. It never sees 'cancelling'."),
+         Choice("c", "failed: W never sees the request, writes on, and its last step fails"
+                " with 40001; none of its rows survive",
+                lambda r: r.tables["task"][0]["status"] == "failed"
+                and failed_with("40001", "w_")(r),
+                "W's snapshot predates U's request, so the cancel check reads 'running'. When"
+                " W finally updates the task row, which U changed after that snapshot,"
+                " PostgreSQL refuses with 40001 and W rolls back: the old week stands, but the"
+                " user asked for a cancel and got a failure. A cancel check must read fresh"
+                " data: READ COMMITTED, or its own short transaction."),
+         Choice("b", "completed: W finishes and ignores the request",
+                lambda r: r.tables["task"][0]["status"] == "completed",
+                "W does try to finish, but its finish step writes the task row U changed, and"
+                " under REPEATABLE READ that write fails.")),
+        play("task-cancellation", "cooperative", isolation="repeatable read")),
 )

@@ -4,10 +4,10 @@ Each rule is a check followed by a write, and the check reads rows the write doe
 touch. Row locks cannot protect that, and neither can snapshot isolation (write skew).
 Two fixes work: SERIALIZABLE (the database detects the dangerous pattern, 40001), or
 *materialising the conflict*: both transactions first lock one parent row, the call
-night, the block or the rotation, with ``FOR UPDATE``, so they queue. That holds under
-READ COMMITTED only: under REPEATABLE READ the second one acts on its old snapshot after
-the wait. *Claiming* the row (writing it, ``claim_*``) holds at every level: the second
-claimer then fails with 40001 after the wait instead, and retries with a fresh snapshot.
+night or the block, with ``FOR UPDATE``, so they queue. That holds under READ COMMITTED
+only: under REPEATABLE READ the second one acts on its old snapshot after the wait.
+*Claiming* the row (writing it, ``claim_*``) holds at every level: the second claimer
+then fails with 40001 after the wait instead, and retries with a fresh snapshot.
 """
 
 from __future__ import annotations

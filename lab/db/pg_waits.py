@@ -7,9 +7,8 @@ longer ``deadlock_timeout``.
 
 Some waits hold no lock: a ``SERIALIZABLE READ ONLY DEFERRABLE`` transaction waiting for
 a safe snapshot is not blocked in ``pg_blocking_pids``'s sense. Where ``pg_blocking_pids``
-finds nothing, the server's own test, isolationtester's
-``pg_isolation_test_session_is_blocked``, decides, so such a wait is seen as
-isolationtester sees it; ``pg_safe_snapshot_blocking_pids`` then names the blockers.
+finds nothing, ``pg_safe_snapshot_blocking_pids`` names the transactions it waits for, so
+such a wait is seen as isolationtester's ``pg_isolation_test_session_is_blocked`` sees it.
 """
 
 from __future__ import annotations
@@ -27,22 +26,14 @@ DEADLOCK_TIMEOUT_MS = 50
 _STAGGER_SQL = ("SELECT set_config('deadlock_timeout', '{want}ms', false)"
                 " WHERE current_setting('deadlock_timeout') = ANY(%(ours)s)")
 _LOCK_NAMES = {"RowShareLock": "FOR UPDATE/SHARE", "RowExclusiveLock": "write"}
-_BLOCKERS = "SELECT pid, pg_blocking_pids(pid) FROM unnest(%(pids)s::int[]) AS pid"
-# The server's test only where pg_blocking_pids finds nothing (the usual case of a step
-# still running). Blocked then means a safe-snapshot wait, whose blockers are named, or a
-# lock wait that began after the first look, looked at again. (A wait no pid is behind,
-# an injection point's, stays unseen: it would name no one, and the lab has none.) The
-# run's pids are written into the text, as isolationtester does: as a parameter, the
-# array would cost the poll about 0.02 ms.
-_BLOCKERS_OR_SERVER_SAYS = (
-    "SELECT pid, CASE WHEN blockers <> '{{}}' THEN blockers"
-    " WHEN pg_isolation_test_session_is_blocked(pid, '{{{pids}}}') THEN coalesce("
-    "nullif(pg_safe_snapshot_blocking_pids(pid), '{{}}'), pg_blocking_pids(pid))"
-    " ELSE blockers END"
-    " FROM unnest(%(pids)s::int[]) AS pid, pg_blocking_pids(pid) AS blockers")
-_HAS_SERVER_TEST = (
-    "SELECT coalesce(has_function_privilege(f, 'EXECUTE'), false)"
-    " FROM to_regprocedure('pg_isolation_test_session_is_blocked(integer, integer[])') AS f")
+# Where pg_blocking_pids finds nothing (the usual case of a step still running), the
+# safe-snapshot blockers: a SERIALIZABLE READ ONLY DEFERRABLE transaction waits for those
+# without a lock. isolationtester's pg_isolation_test_session_is_blocked asks the same two
+# functions (and injection points, which the lab has none of), but would run
+# pg_blocking_pids a second time, on a different instant, and needs the run's pids.
+_BLOCKERS = ("SELECT pid, CASE WHEN blockers <> '{}' THEN blockers"
+             " ELSE pg_safe_snapshot_blocking_pids(pid) END"
+             " FROM unnest(%(pids)s::int[]) AS pid, pg_blocking_pids(pid) AS blockers")
 
 
 class PostgresWaits:
@@ -52,8 +43,6 @@ class PostgresWaits:
         self._raw = raw
         self._conn: psycopg.Connection = raw.driver_connection
         self._conn.autocommit = True
-        self._server_test = self._conn.execute(_HAS_SERVER_TEST).fetchone()[0]
-        self._query = _BLOCKERS
         self._pids: dict[str, int] = {}
         self._names: dict[int, str] = {}
         self._locks: dict[str, set[Lock]] = {}
@@ -64,9 +53,6 @@ class PostgresWaits:
     def register(self, session: str, conn: Connection) -> int:
         pid = int(conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one())
         self._pids[session], self._names[pid] = pid, session
-        if self._server_test:
-            self._query = _BLOCKERS_OR_SERVER_SAYS.format(
-                pids=",".join(map(str, self._pids.values())))
         self._locks[session] = set()
         self._deadlock_ms[session] = DEADLOCK_TIMEOUT_MS
         return pid
@@ -79,7 +65,7 @@ class PostgresWaits:
         """For each session, the sessions (or outside pids) its backend is waiting for now."""
         names = list(sessions)
         rows = self._conn.execute(
-            self._query, {"pids": [self._pids[n] for n in names]}, prepare=True).fetchall()
+            _BLOCKERS, {"pids": [self._pids[n] for n in names]}, prepare=True).fetchall()
         found = {self._names[pid]: tuple(sorted(self._names.get(b, f"pid {b}") for b in by))
                  for pid, by in rows}
         return {n: found.get(n, ()) for n in names}

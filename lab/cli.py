@@ -202,6 +202,9 @@ def _run_spec(args, scenario, target, isolation: str, timeout: float) -> int:
     def show(result) -> None:
         text = "\n" + result.text() if args.trace else output.permutation_output(result)
         print(text, end="", flush=True)
+        if not args.trace:  # as isolationtester reports them: on stderr, and it goes on
+            for name, error in result.teardown_failed:
+                print(f"teardown of session {name} failed: {error.message}", file=sys.stderr)
 
     results = run_spec(scenario, db=target, isolation=isolation, timeout=timeout,
                        permutation=args.permutation, serial_check=args.serial_check,

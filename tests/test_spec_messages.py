@@ -166,3 +166,28 @@ def test_a_copy_step_fails_or_is_read_and_the_session_goes_on(tmp_path: Path, ca
         "ERROR:  COPY from stdin failed: a spec step has no data to COPY FROM STDIN",
         "step cout: COPY cp TO STDOUT;",  # 5000 rows read and dropped, as nobody prints them
         "step n: SELECT count(*) AS n FROM cp;", "   n", "----", "5000", "(1 row)", ""]
+
+
+def test_a_session_the_server_closes_fails_its_steps_and_the_run_goes_on(tmp_path: Path,
+                                                                         capsys):
+    """transaction_timeout ends the session with FATAL. Its steps then fail, the others'
+    go on, and its teardown's failure is reported on stderr, as isolationtester does."""
+    text = ("setup { CREATE TABLE tt (x int); }\nteardown { DROP TABLE tt; }\n"
+            "session s1\n"
+            "step b { BEGIN; SET LOCAL transaction_timeout = '100ms'; INSERT INTO tt VALUES (1);"
+            " SELECT pg_sleep(3); }\n"
+            "step c { COMMIT; }\nteardown { SELECT 1 AS t; }\n"
+            "session s2\nstep r { SELECT count(*) AS n FROM tt; }\n")
+    spec = tmp_path / "t.spec"
+    spec.write_text(text)
+    assert cli.main(["run", str(spec), "--permutation", "b c r"]) == 0
+    out, err = capsys.readouterr()
+    lines = out.splitlines()
+    at = lines.index("step c: COMMIT;")
+    assert "transaction timeout" in lines[at - 1] and lines[at - 1].startswith("ERROR:  ")
+    assert lines[at + 1].startswith("ERROR:  ") and "connection" in lines[at + 1]
+    assert lines[at + 2:at + 6] == ["step r: SELECT count(*) AS n FROM tt;", "n", "-",
+                                    "0"]  # the closed session's insert is gone
+    assert err.splitlines() == [line for line in err.splitlines()
+                                if line.startswith("teardown of session s1 failed: ")]
+    assert len(err.splitlines()) == 1 and "Traceback" not in err

@@ -25,6 +25,7 @@ from ..db import RunDatabase, Target, resolve
 from ..errors import RunFailed, StepTimeout
 from .driver import Before
 from . import serial
+from .outcome import StepError
 from .result import Events, Replay, RunResult
 from .scenario import Scenario, Step, Variant, normalize_isolation
 from .schedule import ANY_LATER_STEP, Entry, Launch, parse_entries
@@ -83,6 +84,7 @@ class Run:
         self._jobs: dict[str, Job] = {}  # the waiting sessions' steps in flight
         self._commits = 0
         self._queued = False  # a waiter queued behind another waiter: see QUEUED_NOTE
+        self._teardown_failed: list[tuple[str, StepError]] = []
         self._t0 = time.monotonic()
         self._closed = False
         self._owns_stage = stage is None
@@ -113,15 +115,21 @@ class Run:
             shown += self._session_call(name, action)
         return shown
 
-    def _session_call(self, session: str, action) -> list[ResultSet | Notice]:
-        """A session's own setup or teardown (spec files): run, not traced, must succeed.
-        What isolationtester prints of it: its notices, then what it returned last."""
-        st = Step(f"the setup/teardown of {session}", action, session=session)
+    def _session_call(self, session: str, action, *, teardown: bool = False
+                      ) -> list[ResultSet | Notice]:
+        """A session's own setup or teardown (spec files), not traced. What isolationtester
+        prints of it: its notices, then what it returned last. A failed setup ends the
+        run; a failed teardown (say, of a session the server closed) is recorded and the
+        run goes on, as isolationtester goes on."""
+        what = "teardown" if teardown else "setup"
+        st = Step(f"the {what} of {session}", action, session=session)
         out = self.workers[session].call(lambda s: self.driver.execute(st, s, None),
                                          self.timeout)
-        if out.error is not None:
-            raise RunFailed(f"session {session}'s setup/teardown failed: {out.error.code}"
+        if out.error is not None and not teardown:
+            raise RunFailed(f"session {session}'s setup failed: {out.error.code}"
                             f" {out.error.message}")
+        if out.error is not None:
+            self._teardown_failed.append((session, out.error))
         return [*self._notices(session, finished=True), *([out.last] if out.last else [])]
 
     # -- the engine -------------------------------------------------------------------
@@ -349,6 +357,7 @@ class Run:
                 notes=tuple(self._notes()), replay=self.replay(),
                 sessions=tuple(self.variant.sessions),
                 setup_results=tuple(self._setup_results), teardown_results=tuple(shown),
+                teardown_failed=tuple(self._teardown_failed),
                 queued=self._queued,
             )
             if self.serial_check:
@@ -382,7 +391,7 @@ class Run:
         had_waiters = bool(self._jobs)
         self._report_finished(force="*")
         shown = [item for name, action in self.driver.session_teardown(self.variant).items()
-                 for item in self._session_call(name, action)]
+                 for item in self._session_call(name, action, teardown=True)]
         if not self.driver.ends_idle_first or had_waiters:
             self._end_open_transactions()
         tables = self.stage.read(self.scenario.final_state)

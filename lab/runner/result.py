@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..spec.psql import aligned_table
-from .outcome import Outcome, Verdict
+from .outcome import Outcome, StepError, Verdict
 from .schedule import Entry
 from .serial import SerialCheck
 from .trace import Event, Notice, ResultSet, render_rows
@@ -40,6 +40,7 @@ class RunResult:
     # and the sessions' notices), in isolationtester's order
     setup_results: tuple[ResultSet | Notice, ...] = ()
     teardown_results: tuple[ResultSet | Notice, ...] = ()
+    teardown_failed: tuple[tuple[str, StepError], ...] = ()  # (session, its error)
     queued: bool = False  # two sessions queued for one lock: PostgreSQL picked the winner
     serial: SerialCheck | None = None  # the serial-order check, when the run made it
 
@@ -90,6 +91,8 @@ class RunResult:
         for name, rows in self.tables.items():
             lines.append("final state:" if name == "" else f"final state, {name}:")
             lines += render_rows(rows)
+        lines += [f"teardown of session {name} failed: {error.code} {error.message}"
+                  for name, error in self.teardown_failed]
         if self.notes:
             lines += ["notes:"] + [f"  - {n}" for n in self.notes]
         lines += [f"replay: {self.replay.cli}"]

@@ -116,15 +116,16 @@ class SpecDriver:
         dbapi = session.bind.connection.dbapi_connection
         if isinstance(dbapi, sqlite3.Connection):
             is_open = dbapi.in_transaction
-        else:
-            is_open = dbapi.info.transaction_status != pq.TransactionStatus.IDLE
+        else:  # (a connection the server closed has no transaction left: UNKNOWN)
+            is_open = dbapi.info.transaction_status in _OPEN
         if is_open:
             dbapi.execute("ROLLBACK")
         return is_open
 
     def reset(self, session: Session, restore: Before | None) -> None:
-        if restore is not None:
-            restore(session.bind)
+        dbapi = session.bind.connection.dbapi_connection
+        if restore is not None and not getattr(dbapi, "closed", False):  # (the server's
+            restore(session.bind)  # transaction_timeout may have closed it)
 
     def notices(self, session: Session, *, finished: bool) -> list[Notice]:
         wire = session.bind.info.get(_WIRE)
@@ -183,27 +184,36 @@ class SpecDriver:
         return f"Run({self.source!r}"
 
 
+_OPEN = (pq.TransactionStatus.INTRANS, pq.TransactionStatus.INERROR,
+         pq.TransactionStatus.ACTIVE)
+_CAN_SET = (pq.TransactionStatus.IDLE, pq.TransactionStatus.INTRANS)
+
+
 def execute_raw(sql: str, conn: Connection, before: Before | None) -> StepResult:
     dbapi = conn.connection.dbapi_connection
     if isinstance(dbapi, sqlite3.Connection):
         return _sqlite(sql, dbapi)
-    if before is not None and dbapi.info.transaction_status != pq.TransactionStatus.INERROR:
-        before(conn)  # (SET would fail in an aborted transaction)
+    if before is not None and dbapi.info.transaction_status in _CAN_SET:
+        before(conn)  # (SET would fail in an aborted transaction or a closed session)
     idle = pq.TransactionStatus.IDLE
     was_open = dbapi.info.transaction_status != idle
     outside = not was_open  # no transaction before the step: autocommit, unless it BEGINs
     wire = conn.info.get(_WIRE) or Wire(dbapi, None)
     try:
         answers = wire.run(sql)
-    except psycopg.Error as exc:  # the connection itself failed
-        return StepResult(error=StepError(exc.sqlstate or type(exc).__name__,
-                                          str(exc).splitlines()[0], ErrorKind.DATABASE))
+    except psycopg.Error as exc:  # the connection failed, or the server closed it
+        message = exc.diag.message_primary or str(exc).splitlines()[0]
+        gone = was_open and dbapi.closed  # (transaction_timeout): its transaction with it
+        return StepResult(error=StepError(exc.sqlstate or type(exc).__name__, message,
+                                          ErrorKind.DATABASE),
+                          ended="rollback" if gone else None)
     results: list[ResultSet] = []
     last_end, last_rows, changed = None, False, None
     for res in answers:
         if res.status == pq.ExecStatus.FATAL_ERROR:  # the last result: the server stopped
             diag = Diagnostic(res, dbapi.info.encoding)
-            now_idle = dbapi.info.transaction_status == idle  # a failed COMMIT ended it
+            # a failed COMMIT ended it; a FATAL (transaction_timeout...) closed the session
+            now_idle = dbapi.info.transaction_status not in _OPEN
             return StepResult(error=StepError(diag.sqlstate or "", diag.message_primary or "",
                                               ErrorKind.DATABASE), results=tuple(results),
                               autocommit=outside and now_idle,

@@ -47,6 +47,20 @@ def test_a_home_others_can_write_is_refused_before_anything_is_written(tmp_path)
     assert list(taken.iterdir()) == []
 
 
+def test_a_planted_link_is_refused_and_what_it_points_at_left_alone(tmp_path):
+    """As root, a link in /tmp to a folder root owns (/etc, say) passed the owner check:
+    the lab would have made that folder 0710. The folder itself is checked, not its target."""
+    from lab.db.home import private_dir
+    from lab.errors import UsageError
+    target = tmp_path / "owned-by-me"
+    target.mkdir(mode=0o755)
+    link = tmp_path / "race-lab-x"
+    link.symlink_to(target)
+    with pytest.raises(UsageError, match="not a folder but a symbolic link"):
+        private_dir(link, what="the lab's folder", group=server_group())
+    assert stat.S_IMODE(target.stat().st_mode) == 0o755
+
+
 def test_a_home_another_user_owns_is_refused(tmp_path):
     if os.geteuid() == 0:
         theirs = tmp_path / "theirs"

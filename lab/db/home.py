@@ -32,7 +32,8 @@ def home() -> Path:
     """The lab's folder ($LAB_HOME or the default), created and checked once per process."""
     raw = os.environ.get(ENV_VAR) or str(default_home())
     if raw not in _checked:
-        path = private_dir(Path(raw).absolute(), what=f"the lab's folder {raw} ({ENV_VAR})",
+        chosen = Path(raw).resolve() if os.environ.get(ENV_VAR) else Path(raw)  # (yours)
+        path = private_dir(chosen, what=f"the lab's folder {raw} ({ENV_VAR})",
                            group=server_group())
         _probe(path, raw)
         _checked[raw] = path
@@ -65,11 +66,12 @@ def private_dir(path: Path, *, what: str, owner: int | None = None,
     except OSError as exc:
         raise UsageError(f"cannot create {what}: {exc.strerror}") from None
     try:
-        st = os.stat(path)
+        st = os.lstat(path)  # a link planted in /tmp could point at any folder root owns
     except OSError as exc:
         raise UsageError(f"cannot use {what}: {exc.strerror}") from None
     if not stat.S_ISDIR(st.st_mode):
-        raise UsageError(f"{what} is not a folder")
+        raise UsageError(f"{what} is not a folder" + (
+            " but a symbolic link" if stat.S_ISLNK(st.st_mode) else ""))
     if st.st_uid != owner:
         raise UsageError(f"{what} belongs to {_user(st.st_uid)}, not {_user(owner)}: someone"
                          " else could change what the lab runs; remove it or choose another")

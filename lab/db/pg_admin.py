@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-import stat
 import tempfile
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from sqlalchemy.pool import NullPool
 
 from ..errors import UsageError
 from . import seeded
+from .home import private_dir, server_group
 from .urls import mask, scrub
 
 RUN_PREFIX = "lab_run_"
@@ -175,24 +175,16 @@ def scratch_tablespace(conn: Connection, pgdata: Path) -> str | None:
 
 
 def _scratch_folder(server: os.stat_result) -> Path | None:
-    """A new, empty folder on the RAM disk that only the server's user can enter.
-
-    The parent is ours alone: made here, or checked to be a real directory we own (another
-    user shares /dev/shm; a folder we did not make is never trusted). It lets others
-    traverse but not list, so a server running as its own user reaches its folder.
-    """
+    """A new, empty folder on the RAM disk that only the server's user can enter, in a
+    parent that is ours alone (`private_dir`: another user shares /dev/shm)."""
     me = os.geteuid()
-    parent = SCRATCH_ROOT / f"race-lab-{me}"
     try:
-        parent.mkdir(mode=0o700, exist_ok=True)
-        st = parent.lstat()
-        if not stat.S_ISDIR(st.st_mode) or st.st_uid != me:
-            return None
-        parent.chmod(0o700 if server.st_uid == me else 0o711)
+        parent = private_dir(SCRATCH_ROOT / f"race-lab-{me}", what="the lab's RAM folder",
+                             group=server_group() if server.st_uid != me else None)
         folder = Path(tempfile.mkdtemp(dir=parent))  # fresh: PostgreSQL wants it empty
         if server.st_uid != me:  # root starts the server as its own user (pgserver)
             os.chown(folder, server.st_uid, server.st_gid)
-    except OSError:
+    except (UsageError, OSError):
         return None
     return folder
 

@@ -51,8 +51,13 @@ def _seconds(text: str) -> float:
     return value
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # bad input: one line, exit code 2
+        self.exit(2, f"{self.prog}: {message} (see --help)\n")
+
+
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = _Parser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=_seconds, default=3.0, help="per point (default 3)")
     parser.add_argument("--clients", type=_numbers, default=[1, 2, 4, 8, 16])
     parser.add_argument("--strategies", type=_names, default=list(STRATEGIES))

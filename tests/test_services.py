@@ -85,6 +85,32 @@ def test_swap_that_lost_the_race_is_rejected_as_already_swapped(engine):
         assert s.get(Assignment, MON_AM_ADAMS).person_id == CHEN
 
 
+def test_versioned_swap_refuses_a_shift_written_since_it_was_read(engine):
+    with Session(engine) as s:
+        read = assignments.current_version(s, MON_AM_ADAMS)
+        request = swaps.request_swap(s, MON_AM_ADAMS, None, CHEN)
+        s.commit()
+        assignments.save_edit_cas(s, MON_AM_ADAMS, read, notes="moved to room 2")
+        s.commit()  # someone saved the shift after the swap read it
+        with pytest.raises(ConflictError, match=f"loaded version {read}"):
+            swaps.execute_swap_versioned(s, request.id, {MON_AM_ADAMS: read})
+        assert s.get(Assignment, MON_AM_ADAMS).person_id == ADAMS
+        assert s.get(SwapRequest, request.id).status == "approved"
+        assert swaps.execute_swap_versioned(s, request.id, {MON_AM_ADAMS: read + 1}) == \
+            f"swap #{request.id} executed"
+        s.commit()
+        assert s.get(Assignment, MON_AM_ADAMS).person_id == CHEN
+
+
+def test_holding_the_schedule_queues_swaps_until_it_ends(pg_engine):
+    with Session(pg_engine) as holder, Session(pg_engine) as swapper:
+        generation.hold_schedule(holder)
+        assert not generation.swap_may_run(swapper)
+        swapper.rollback()
+        holder.commit()
+        assert generation.swap_may_run(swapper)
+
+
 def test_double_booking_becomes_a_domain_error(engine):
     with Session(engine) as s:
         # Resident One already works clinic on Monday morning (assignment 1)

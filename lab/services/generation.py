@@ -48,6 +48,12 @@ def swap_may_run(session: Session) -> bool:
     return session.get(ScheduleLock, LOCK_NAME) is None
 
 
+def hold_schedule(session: Session) -> None:
+    """Take the generation lock exclusively until the transaction ends (PostgreSQL): what
+    the generator holds, and the coarsest fix, one writer of the schedule at a time."""
+    session.execute(select(func.pg_advisory_xact_lock(LOCK_KEY)))
+
+
 def _cancelled_by_database(exc: DBAPIError) -> bool:
     """57014 (pg_cancel_backend) or SQLite's interrupt(): someone stopped us on purpose."""
     orig = exc.orig
@@ -99,7 +105,7 @@ class ScheduleGenerator:
             s.add(ScheduleLock(name=LOCK_NAME, task_id=task.id))
         s.commit()
         if self.locked and _is_postgres(s):
-            s.execute(select(func.pg_advisory_xact_lock(LOCK_KEY)))
+            hold_schedule(s)
         self.state = "running"
         return f"task #{self.task_id} running" + (" with the generation lock" if self.locked else "")
 

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from ..errors import DoubleBookingError, SwapPendingError
 from .writes import begin_write
 from ..models import Assignment, SwapRequest
-from . import generation
+from . import assignments, generation
 
 
 def request_swap(session: Session, source_assignment_id: int,
@@ -75,6 +75,10 @@ def _apply(session: Session, req: SwapRequest, explain: bool = True) -> None:
             raise DoubleBookingError(
                 f"swap #{req.id} would book person #{new_person} twice in the block of"
                 f" assignment #{assignment_id}") from None
+    _executed(session, req)
+
+
+def _executed(session: Session, req: SwapRequest) -> None:
     req.status, req.executed_at = "executed", func.current_timestamp()
     req.reason = ""
     session.flush()
@@ -121,6 +125,19 @@ def execute_swap(session: Session, request_id: int) -> str:
             session.flush()
             return f"swap #{request_id} rejected: {req.reason}"
     _apply(session, req)
+    return f"swap #{request_id} executed"
+
+
+def execute_swap_versioned(session: Session, request_id: int,
+                           versions: dict[int, int]) -> str:
+    """Optimistic: move each assignment only if it still has the version read when the
+    request was filed (`versions`: assignment id -> version); ConflictError (409) if
+    anyone wrote it since, the caller re-reads and tries again. No lock is held."""
+    req = session.get_one(SwapRequest, request_id)
+    for assignment_id, _owner, new_person in _moves(req):
+        assignments.save_edit_cas(session, assignment_id, versions[assignment_id],
+                                  person_id=new_person, source="manual")
+    _executed(session, req)
     return f"swap #{request_id} executed"
 
 

@@ -8,17 +8,25 @@ counted in the totals. Target: >= 50 interleavings/s on the embedded PostgreSQL 
 2-core machine. Each backend is measured twice, with the serial check (every serial
 order of the committed transactions replayed once per case and level, each interleaving
 compared against them) and without it; the check's target is at least half the rate
-without it. It asserts nothing.
+without it.
 
-    python benchmarks/explorer.py
+Then the parallel explorer (lab.parallel): the whole set, every case at every level on
+both backends, once in one process and once spread over worker processes, with the
+serial check, back to back; the parallel rate is printed as a ratio to the single one
+[target >= 250 interleavings/s on 2 cores], and the two results must be identical.
+It asserts nothing else.
+
+    python benchmarks/explorer.py [--workers N]
 """
 
 from __future__ import annotations
 
+import argparse
+import os
 import time
 
 from lab.db import resolve
-from lab.explorer import explore
+from lab.explorer import explorations, explore
 from lab.runner import ISOLATION_LEVELS, Run
 from lab.runner.stage import shared_database
 from lab.scenarios import get
@@ -79,11 +87,35 @@ def backend(db: str) -> None:
           + " (stage starts included; the shared database and the baseline not)\n")
 
 
+def parallel(workers: int) -> None:
+    """The whole set in one process, then over `workers` processes: rates and their ratio."""
+    cases = [(get(name), case) for name, case in CASES]
+    chosen = [resolve("embedded"), resolve("sqlite")]
+    rates, results = [], []
+    for n in (1, workers):
+        start = time.perf_counter()
+        found = list(explorations(cases, chosen, ISOLATION_LEVELS, workers=n))
+        took = time.perf_counter() - start
+        played = sum(len(e.interleavings) for e in found)
+        rates.append(played / took)
+        results.append([[(i.permutation, i.outcome, i.detail, i.serializable)
+                         for i in e.interleavings] for e in found])
+        print(f"all levels, both backends, {n} process{'es' if n > 1 else ''}: {played}"
+              f" interleavings in {took:.2f} s = {rates[-1]:.1f}/s (worker start included)")
+    same = "identical" if results[0] == results[1] else "DIFFERENT (a bug)"
+    print(f"parallel / single = {rates[1] / rates[0]:.2f}x with {workers} workers on"
+          f" {os.cpu_count()} cores; {rates[1]:.1f}/s [target >= 250/s]; results {same}")
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    args = parser.parse_args()
     for db in ("embedded", "sqlite"):  # warm up: start the server, build the seeded bases
         Run(get("explicit-locking"), db=db).play()
     for db in ("embedded", "sqlite"):
         backend(db)
+    parallel(args.workers)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,9 @@ from .interrupts import Interrupts, quiet_stdout
 
 LIMIT_HELP = ("play at most N runs (the first ones); without it, more than 10,000 are"
               " refused before the first")
+WORKERS_HELP = ("processes to spread the interleavings over; the output is the same with"
+                " any number (default: one per CPU core, or 1 for a search of a few hundred"
+                " orderings, where starting them costs more than it saves)")
 SUPERUSER_HELP = ("spec files: run the SQL as the server's superuser, not as the run's own"
                   " role. Such SQL can run any program as the server's OS user: only for"
                   " spec files you trust like a shell script")
@@ -70,12 +73,14 @@ def _parser() -> argparse.ArgumentParser:
                          help="seconds any one wait may last (default 5)")
     explore.add_argument("--limit", type=int, default=None, metavar="N", help=LIMIT_HELP)
     explore.add_argument("--superuser", action="store_true", help=SUPERUSER_HELP)
+    explore.add_argument("--workers", type=int, default=None, metavar="N", help=WORKERS_HELP)
     matrix = sub.add_parser("matrix", help="explore the whole catalog: the anomaly matrix"
                             " (markdown + heatmap PNG)")
     matrix.add_argument("--db", default="postgresql,sqlite",
                         help="backends separated by commas (default: postgresql,sqlite)")
     matrix.add_argument("--out", default="build/matrix", metavar="DIR",
                         help="where anomaly-matrix.md/.png go (default: build/matrix)")
+    matrix.add_argument("--workers", type=int, default=None, metavar="N", help=WORKERS_HELP)
     check = sub.add_parser("check", help="an exercise: play your fix against every feasible"
                            " interleaving, under each level, on each backend")
     check.add_argument("exercise", help="the exercise's scenario name, e.g. on-call-write-skew")
@@ -248,6 +253,7 @@ def _plot(args: argparse.Namespace, results: list) -> None:
 def _explore(args: argparse.Namespace) -> int:
     from .bounds import check, orderings
     from .explorer import ProgressBar, explorations, summary, targets
+    from .parallel import workers
     from .runner import ISOLATION_LEVELS
     from .runner.scenario import normalize_isolation
 
@@ -265,19 +271,24 @@ def _explore(args: argparse.Namespace) -> int:
               "orderings", args.limit)
     found: dict[str, list] = {v.name: [] for v in variants}
     started = time.monotonic()
+    size = sum(orderings([len(s) for s in v.sessions.values()]) for v in variants) \
+        * len(levels or ISOLATION_LEVELS) * len(chosen)
     for e in explorations([(scenario, v.name) for v in variants], chosen, levels,
-                          timeout=timeout, limit=args.limit, progress=ProgressBar):
+                          timeout=timeout, limit=args.limit, progress=ProgressBar,
+                          workers=workers(args.workers, size)):
         found[e.case].append(e)
     print("\n".join(summary(f) for f in found.values()), end="", flush=True)
     runs = sum(len(e.interleavings) for f in found.values() for e in f)
     seconds = time.monotonic() - started
-    print(f"({runs} interleavings in {seconds:.1f} s, {runs / seconds:.0f}/s)", file=sys.stderr)
+    print(f"({runs} interleavings played in {seconds:.1f} s, {runs / seconds:.0f}/s)",
+          file=sys.stderr)
     return 0
 
 
 def _matrix(args: argparse.Namespace) -> int:
     from . import matrix
     from .explorer import ProgressBar, targets
+    from .parallel import workers
 
     chosen = targets(args.db)
     out = os.path.abspath(args.out)
@@ -287,7 +298,7 @@ def _matrix(args: argparse.Namespace) -> int:
             raise PermissionError(13, "Permission denied")
     except OSError as exc:
         raise UsageError(f"cannot write into {args.out}: {exc.strerror}") from None
-    result = matrix.build(chosen, progress=ProgressBar)
+    result = matrix.build(chosen, progress=ProgressBar, workers=workers(args.workers, None))
     print(result.markdown(), end="")
     written = matrix.write(result, out)
     print(f"\nwritten: {', '.join(written)}")

@@ -13,6 +13,7 @@ the default limit, exploring is refused at once.
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from collections import Counter
@@ -37,6 +38,9 @@ class Interleaving:
     replay: Replay
     queued: bool = False  # two sessions queued for one lock: PostgreSQL picks the winner
     serializable: bool | None = None  # the serial check; None: not checked (or stuck)
+    # the orderings this one stands for: 1, or k! when k interchangeable sessions could be
+    # renamed into it (each renaming is feasible and ends the same way)
+    weight: int = 1
 
 
 @dataclass
@@ -46,22 +50,32 @@ class Exploration:
     isolation: str
     backend: str
     orderings: int  # all orders that keep each session's steps in order
-    interleavings: list[Interleaving] = field(default_factory=list)
+    interleavings: list[Interleaving] = field(default_factory=list)  # those played
     complete: bool = True  # False when a limit stopped it early
     serial_checked: bool = True  # each interleaving also went through the serial check
     seconds: float = 0.0
+    reduced: bool = False  # interchangeable sessions: one ordering played per renaming class
+
+    @property
+    def feasible(self) -> int:
+        """Feasible orderings of the full search, each played or stood for."""
+        return sum(i.weight for i in self.interleavings)
 
     def count(self, outcome: Outcome | str) -> int:
-        return sum(1 for i in self.interleavings if i.outcome == outcome)
+        return sum(i.weight for i in self.interleavings if i.outcome == outcome)
 
     @property
     def not_serializable(self) -> list[Interleaving]:
         return [i for i in self.interleavings if i.serializable is False]
 
     @property
+    def not_serializable_count(self) -> int:
+        return sum(i.weight for i in self.not_serializable)
+
+    @property
     def unchecked(self) -> int:
         """Finished interleavings the serial check skipped (past its bound)."""
-        return sum(1 for i in self.interleavings
+        return sum(i.weight for i in self.interleavings
                    if i.serializable is None and i.outcome is not Outcome.STUCK)
 
     @property
@@ -77,7 +91,7 @@ def explore(scenario: Scenario | str, case: str | None = None, isolation: str | 
             progress: Callable[[Exploration], None] | None = None,
             on_result: Callable[[RunResult], None] | None = None,
             database: RunDatabase | None = None, limit: int | None = None,
-            serial_check: bool = True) -> Exploration:
+            serial_check: bool = True, reduce: bool = True, workers: int = 1) -> Exploration:
     """Play every feasible interleaving of one case at one isolation level on one backend.
 
     `scenario`: a Scenario, a catalog name or a spec file's path; `db` as for `Run`.
@@ -87,70 +101,204 @@ def explore(scenario: Scenario | str, case: str | None = None, isolation: str | 
     without it, a case of more than `bounds.DEFAULT_LIMIT` orderings is refused at once.
     `serial_check`: also classify each as serializable or not (lab.runner.serial); each
     serial order is replayed once per exploration, on the same stage.
+    `reduce`: play one ordering per renaming of the case's interchangeable sessions.
+    `workers`: processes to spread the interleavings over (lab.parallel); the result is
+    the same as with one. A scenario no other process can find again by name, `limit`
+    and `on_result` keep it in this process.
     """
+    ref = scenario if isinstance(scenario, str) else None
     if isinstance(scenario, str):
         from .scenarios import find
 
         scenario = find(scenario)
-    variant = scenario.variant(case)
-    isolation = normalize_isolation(isolation or variant.isolations[0])
-    target = db if isinstance(db, Target) else resolve(db)
-    lengths = [len(steps) for steps in variant.sessions.values()]
-    found = Exploration(scenario.name, variant.name, isolation, "", orderings(lengths),
-                        serial_checked=serial_check)
-    limit = check(found.orderings, f"{scenario.name} / {variant.name}", "orderings", limit)
+    job = Job.of(scenario, ref, case, isolation, db if isinstance(db, Target) else resolve(db),
+                 timeout=timeout, serial_check=serial_check, reduce=reduce)
+    if workers > 1 and job.findable and limit is None and on_result is None:
+        from .parallel import Pool
+
+        with Pool(workers) as pool:
+            return next(pool.explore([job], progress=lambda _label: progress))
+    found = job.exploration(scenario)
+    limit = check(found.orderings, f"{scenario.name} / {found.case}", "orderings", limit)
     started = time.monotonic()
-    stage: Stage | None = None
-    path: list[str] = []  # the steps of the run being played
-    todo: list[tuple[int, str]] = []  # (depth, step): the choices left along the path
-    try:
-        while True:
-            if stage is None or stage.db is None:  # (a stuck run closes the stage it used)
-                stage = Stage(target, list(variant.sessions), isolation, timeout=timeout,
-                              driver=scenario.driver, reusable=True, db=database)
-            run = Run(scenario, variant.name, isolation=isolation, stage=stage,
-                      timeout=timeout, track_locks=False, serial_check=serial_check)
-            found.backend = run.db.label
-            try:
-                for name in path:
-                    run.step(name)
-                while choices := run.playable():
-                    todo += [(len(path), c) for c in reversed(choices[1:])]
-                    path.append(choices[0])
-                    run.step(choices[0])
-                result = run.finish()
-                if on_result is not None:
-                    on_result(result)
-                outcome, detail = classify(result)
-                found.interleavings.append(Interleaving(
-                    tuple(e.name for e in result.permutation), outcome, detail,
-                    result.replay, queued=result.queued,
-                    serializable=result.serial.serializable if result.serial else None))
-            except StepTimeout as exc:
-                found.interleavings.append(Interleaving(tuple(path), Outcome.STUCK, str(exc),
-                                                        run.replay()))
-            finally:
-                run.close()
+    with Stages(job, scenario, database) as stages:
+        for _key, interleaving in walk(job, scenario, stages, on_result=on_result):
+            found.interleavings.append(interleaving)
+            found.backend = stages.backend
             found.seconds = time.monotonic() - started
             if progress is not None:
                 progress(found)
-            if not todo or limit is not None and len(found.interleavings) >= limit:
+            if limit is not None and len(found.interleavings) >= limit:
                 break
-            depth, choice = todo.pop()  # the deepest: what was pushed later shared path[:depth]
-            path = path[:depth] + [choice]
-        found.complete = not todo
-    finally:
-        if stage is not None:
-            stage.close()
+        found.complete = not stages.more
     return found
+
+
+@dataclass(frozen=True)
+class Job:
+    """One exploration, as another process can set it up again: everything by name."""
+
+    scenario: str  # the name `scenarios.find` knows it by ("" if none)
+    case: str
+    isolation: str
+    target: Target
+    timeout: float = DEFAULT_TIMEOUT_S
+    serial_check: bool = True
+    reduce: bool = True
+
+    @classmethod
+    def of(cls, scenario: Scenario, ref: str | None, case: str | None, isolation: str | None,
+           target: Target, **options) -> Job:
+        from .scenarios import SCENARIOS
+
+        variant = scenario.variant(case)
+        if ref is None:
+            ref = scenario.source or (scenario.name if SCENARIOS.get(scenario.name) is scenario
+                                      else "")
+        return cls(ref, variant.name, normalize_isolation(isolation or variant.isolations[0]),
+                   target, **options)
+
+    @property
+    def findable(self) -> bool:
+        return bool(self.scenario)
+
+    @property
+    def label(self) -> str:
+        return f"{self.scenario} / {self.case} / {self.isolation} / {self.target.label}"
+
+    def find(self) -> Scenario:
+        from .scenarios import find
+
+        return find(self.scenario)
+
+    def exploration(self, scenario: Scenario | None = None) -> Exploration:
+        """The empty result, with its number of orderings."""
+        scenario = scenario or self.find()
+        variant = scenario.variant(self.case)
+        lengths = [len(steps) for steps in variant.sessions.values()]
+        return Exploration(scenario.name, variant.name, self.isolation, "", orderings(lengths),
+                           serial_checked=self.serial_check,
+                           reduced=self.reduce and bool(variant.interchangeable))
+
+
+class Stages:
+    """The stage one exploration plays on, reused run after run, and built again when a
+    stuck run closed it. `more`: whether the walk left choices unplayed."""
+
+    def __init__(self, job: Job, scenario: Scenario, database: RunDatabase | None = None):
+        self.job, self.scenario, self.database = job, scenario, database
+        self.stage: Stage | None = None
+        self.backend = ""
+        self.more = False
+
+    def get(self) -> Stage:
+        if self.stage is None or self.stage.db is None:
+            self.stage = Stage(self.job.target, list(self.scenario.variant(self.job.case).sessions),
+                               self.job.isolation, timeout=self.job.timeout,
+                               driver=self.scenario.driver, reusable=True, db=self.database)
+        return self.stage
+
+    def __enter__(self) -> Stages:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self.stage is not None:
+            self.stage.close()
+            self.stage = None
+
+
+Key = tuple[int, ...]  # the session index of each step played: depth-first order is its order
+
+
+def walk(job: Job, scenario: Scenario, stages: Stages, *, prefix: Sequence[str] = (),
+         split_above: int = 0, on_split: Callable[[list[str]], None] | None = None,
+         on_result: Callable[[RunResult], None] | None = None) -> Iterator[tuple[Key, Interleaving]]:
+    """Every feasible interleaving that starts with `prefix`, depth first.
+
+    Each is played from the start on the reused stage (the conductor is deterministic, so
+    the same prefix always reaches the same state and the same choices). A choice left at
+    a depth below `split_above` goes to `on_split` as a prefix of its own, for another
+    process to walk; the others wait on the path's stack. Keys sort in the order one
+    process walks the whole tree.
+    """
+    variant = scenario.variant(job.case)
+    session_of = {st.name: k for k, steps in enumerate(variant.sessions.values())
+                  for st in steps}
+    names = list(variant.sessions)
+    groups = variant.interchangeable if job.reduce else ()
+    weight = math.prod(math.factorial(len(g)) for g in groups)
+    path, todo = list(prefix), []  # (depth, step): the choices left along the path
+    while True:
+        run = Run(scenario, variant.name, isolation=job.isolation, stage=stages.get(),
+                  timeout=job.timeout, track_locks=False, serial_check=job.serial_check)
+        stages.backend = run.db.label
+        try:
+            for name in path:
+                run.step(name)
+            while choices := _canonical(run.playable(), path, session_of, names, groups):
+                for choice in reversed(choices[1:]):
+                    if len(path) < split_above and on_split is not None:
+                        on_split([*path, choice])
+                    else:
+                        todo.append((len(path), choice))
+                path.append(choices[0])
+                run.step(choices[0])
+            result = run.finish()
+            if on_result is not None:
+                on_result(result)
+            outcome, detail = classify(result)
+            found = Interleaving(
+                tuple(e.name for e in result.permutation), outcome, detail, result.replay,
+                queued=result.queued, weight=weight,
+                serializable=result.serial.serializable if result.serial else None)
+        except StepTimeout as exc:
+            found = Interleaving(tuple(path), Outcome.STUCK, str(exc), run.replay(),
+                                 weight=weight)
+        finally:
+            run.close()
+        stages.more = bool(todo)
+        yield tuple(session_of[name] for name in path), found
+        if not todo:
+            return
+        depth, choice = todo.pop()  # the deepest: what was pushed later shared path[:depth]
+        path = path[:depth] + [choice]
+
+
+def _canonical(choices: list[str], path: list[str], session_of: dict[str, int],
+               names: list[str], groups: tuple[tuple[str, ...], ...]) -> list[str]:
+    """The choices that keep each interchangeable group starting in its listed order: of
+    the k! renamings of an ordering, exactly one starts them so, and it stands for all."""
+    if not groups:
+        return choices
+    started = {names[session_of[name]] for name in path}
+    held = {later for group in groups for first, later in zip(group, group[1:])
+            if first not in started}
+    return [c for c in choices if names[session_of[c]] in started
+            or names[session_of[c]] not in held]
 
 
 def explorations(cases: Sequence[tuple[Scenario, str]], targets: Sequence[Target],
                  levels: Sequence[str] | None = None, *, timeout: float = DEFAULT_TIMEOUT_S,
-                 limit: int | None = None, serial_check: bool = True,
+                 limit: int | None = None, serial_check: bool = True, reduce: bool = True,
+                 workers: int = 1,
                  progress: Callable[[str], ProgressBar] | None = None) -> Iterator[Exploration]:
     """The one exploration loop: each case under each level (default: the case's own) on
-    each backend, one shared database per backend. `progress(label)`: a progress bar."""
+    each backend, in that order. One process shares one database per backend; `workers`
+    processes (lab.parallel) each have their own and play any case's interleavings, with
+    the same results. `progress(label)`: a progress bar per exploration."""
+    jobs = [Job.of(scenario, None, case, level, target, timeout=timeout,
+                   serial_check=serial_check, reduce=reduce)
+            for target in targets for scenario, case in cases
+            for level in levels or scenario.variant(case).isolations]
+    if workers > 1 and limit is None and all(j.findable for j in jobs):
+        from .parallel import Pool
+
+        with Pool(workers) as pool:
+            yield from pool.explore(jobs, progress=progress)
+        return
     for target in targets:
         with shared_database(target) as database:
             for scenario, case in cases:
@@ -160,7 +308,7 @@ def explorations(cases: Sequence[tuple[Scenario, str]], targets: Sequence[Target
                     bar = progress(label) if progress else None
                     found = explore(scenario, case, level, target, timeout=timeout,
                                     progress=bar, database=database, limit=limit,
-                                    serial_check=serial_check)
+                                    serial_check=serial_check, reduce=reduce)
                     if bar is not None:
                         bar.done()
                     yield found
@@ -208,9 +356,14 @@ def summary(explorations: list[Exploration]) -> str:
              " transactions gives the same results and final state)", ""]
     if not all(e.complete for e in explorations):
         lines[-1:-1] = ["(+: stopped at --limit; more feasible interleavings remain)"]
+    if reduced := [e for e in explorations if e.reduced and e.interleavings]:
+        weight = reduced[0].interleavings[0].weight
+        played = ", ".join(str(len(e.interleavings)) for e in reduced)
+        lines[-1:-1] = [f"(interchangeable sessions: one ordering is played for all {weight}"
+                        f" renamings of them, which end the same way; {played} played)"]
     cols = ["backend", "isolation", "feasible", *OUTCOMES, "not serializable"]
-    rows = [[e.backend, e.isolation, str(len(e.interleavings)) + ("" if e.complete else "+"),
-             *(str(e.count(o)) for o in OUTCOMES), str(len(e.not_serializable))]
+    rows = [[e.backend, e.isolation, str(e.feasible) + ("" if e.complete else "+"),
+             *(str(e.count(o)) for o in OUTCOMES), str(e.not_serializable_count)]
             for e in explorations]
     widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(cols)]
     lines.append("  ".join(c.ljust(w) if i < 2 else c.rjust(w)

@@ -55,16 +55,17 @@ class Cell:
 
     @property
     def anomalies(self) -> int:
-        return len(self.exploration.anomalies)
+        return self.exploration.count(Outcome.ANOMALY)
 
     @property
     def feasible(self) -> int:
-        return len(self.exploration.interleavings)
+        """The feasible orderings of the full search (see `Exploration.feasible`)."""
+        return self.exploration.feasible
 
     @property
     def not_serializable(self) -> int:
         """Interleavings the serial check found equal to no serial order."""
-        return len(self.exploration.not_serializable)
+        return self.exploration.not_serializable_count
 
     @property
     def serial(self) -> str:
@@ -98,7 +99,12 @@ class Matrix:
 
     @property
     def runs(self) -> int:
+        """Feasible orderings in all, each played or stood for by a renaming."""
         return sum(c.feasible for c in self.cells.values())
+
+    @property
+    def played(self) -> int:
+        return sum(len(c.exploration.interleavings) for c in self.cells.values())
 
     def markdown(self) -> str:
         head = ["Race (scenario / case)"] + [f"{_short_backend(b)} {SHORT[i]}"
@@ -111,8 +117,13 @@ class Matrix:
             lines.append(f"| {row.label}<br><small>{row.scenario} / {row.case}</small> | "
                          + " | ".join(cells) + " |")
         backends = sorted({b for b, _ in self.columns})
-        lines += ["", f"{self.runs} interleavings played on {', '.join(backends)}. Each cell"
-                  " gives the invariant's figure, then the serial check's."]
+        where = ", ".join(backends)
+        lines += ["", f"{self.runs} interleavings played on {where}." if self.played == self.runs
+                  else f"{self.runs} feasible interleavings on {where}, {self.played} of them"
+                  " played: where a case's sessions are interchangeable, one ordering of each"
+                  " renaming is played and counted for all of them, so that in \"k of n\", n"
+                  " counts the feasible orderings of the full search."]
+        lines[-1] += " Each cell gives the invariant's figure, then the serial check's."
         return "\n".join(lines) + "\n"
 
     def __repr__(self) -> str:  # notebooks: the table as text...
@@ -195,13 +206,16 @@ def _short_backend(label: str) -> str:
 
 def build(dbs: Sequence[Target | str], *, rows: Sequence[Row] = ROWS,
           levels: Sequence[str] = ISOLATION_LEVELS,
-          progress: Callable[[str], Callable[[Exploration], None]] | None = None) -> Matrix:
-    """Explore every row's case under every level on every backend (`dbs` as for `Run`)."""
+          progress: Callable[[str], Callable[[Exploration], None]] | None = None,
+          workers: int = 1) -> Matrix:
+    """Explore every row's case under every level on every backend (`dbs` as for `Run`);
+    `workers` processes share the interleavings (lab.parallel), with the same result."""
     targets = [db if isinstance(db, Target) else resolve(db) for db in dbs]
     cases = [(get(row.scenario), row.case) for row in rows]
     cells: dict[tuple[str, str, str], Cell] = {}
     columns: list[tuple[str, str]] = []
-    found = explorations(cases, targets, levels, progress=progress)  # case, then level
+    found = explorations(cases, targets, levels, progress=progress,  # case, then level
+                         workers=workers)
     for _target in targets:
         done = {(k, level): next(found) for k in range(len(rows)) for level in levels}
         for level in levels:

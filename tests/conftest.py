@@ -3,11 +3,16 @@ another lab process, say an open JupyterLab, still uses it)."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import json
 import os
+import pickle
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,22 +32,52 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if hasattr(session.config, "workerinput"):  # an xdist worker; the controller cleans up
         return
     embedded.stop_if_unused()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_stray_threads() -> Iterator[None]:
+    """After the last test of this process (each xdist worker's too): no session thread
+    of the lab is left running. A failure here is an error of the session's last test."""
+    yield
     stray = [t.name for t in threading.enumerate() if t.name.startswith("lab-session-")]
     if stray:
-        print(f"\nlab threads still running after the tests: {stray}")
-        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        pytest.fail(f"lab threads still running after the tests: {stray}")
+
+
+@contextlib.contextmanager
+def _session_folder(factory: pytest.TempPathFactory, name: str) -> Iterator[tuple[Path, bool]]:
+    """A folder this test session makes once, whichever xdist worker asks first: the
+    others wait for it (a lock file beside it) and use what it made. Yields (folder,
+    True if the caller must fill it)."""
+    base = factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # this session's folder, shared by its workers (and no other)
+    folder = base / name
+    with open(base / f"{name}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        done = folder / ".done"
+        if not done.exists():
+            folder.mkdir(exist_ok=True)
+            yield folder, True
+            done.touch()
+        else:
+            yield folder, False
 
 
 @pytest.fixture(scope="session")
 def anomaly_matrix(tmp_path_factory: pytest.TempPathFactory):
-    """The whole catalog explored once per test session, on both backends; the docs build
-    embeds this very run (LAB_MATRIX_DIR), so the published matrix is never typed in."""
+    """The whole catalog explored once per test session, on both backends, spread over
+    worker processes; the docs build embeds this very run (LAB_MATRIX_DIR), so the
+    published matrix is never typed in."""
     from lab import matrix
     from lab.db import resolve
 
-    built = matrix.build([resolve(PG), resolve(SQLITE)])
-    folder = tmp_path_factory.mktemp("matrix")
-    matrix.write(built, str(folder))
+    with _session_folder(tmp_path_factory, "matrix") as (folder, fill):
+        if fill:
+            built = matrix.build([resolve(PG), resolve(SQLITE)], workers=os.cpu_count() or 1)
+            matrix.write(built, str(folder))
+            (folder / "matrix.pickle").write_bytes(pickle.dumps(built))
+        built = pickle.loads((folder / "matrix.pickle").read_bytes())
     return built, folder
 
 
@@ -57,15 +92,19 @@ class BuiltSite:
 def built_site(tmp_path_factory: pytest.TempPathFactory, anomaly_matrix) -> BuiltSite:
     """The docs site, built once per session with --strict, as the docs workflow builds it,
     around this session's own anomaly matrix."""
-    _built, folder = anomaly_matrix
-    site = tmp_path_factory.mktemp("site") / "site"
-    started = time.monotonic()
-    out = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(site)],
-        cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=300,
-        env={**os.environ, "NO_MKDOCS_2_WARNING": "1", "LAB_MATRIX_DIR": str(folder)},
-    )
-    seconds = time.monotonic() - started
-    assert out.returncode == 0, out.stderr
-    print(f"\nmkdocs build --strict: {seconds:.1f} s")
-    return BuiltSite(site, seconds, out.stderr)
+    _built, matrix_folder = anomaly_matrix
+    with _session_folder(tmp_path_factory, "site") as (folder, fill):
+        site, record = folder / "site", folder / "build.json"
+        if fill:
+            started = time.monotonic()
+            out = subprocess.run(
+                [sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(site)],
+                cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True,
+                timeout=300, env={**os.environ, "NO_MKDOCS_2_WARNING": "1",
+                                  "LAB_MATRIX_DIR": str(matrix_folder)})
+            assert out.returncode == 0, out.stderr
+            record.write_text(json.dumps({"seconds": time.monotonic() - started,
+                                          "log": out.stderr}))
+        built = json.loads(record.read_text())
+    print(f"\nmkdocs build --strict: {built['seconds']:.1f} s")
+    return BuiltSite(site, built["seconds"], built["log"])

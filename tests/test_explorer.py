@@ -173,4 +173,6 @@ def test_limit_stops_early_and_says_so(capsys):
                                  "--limit", "5", "--db", "sqlite")
     assert code == 0, err
     row = next(ln for ln in out.splitlines() if ln.startswith("SQLite") and ln[-1].isdigit())
-    assert row.split()[-8] == "5+" and "stopped at --limit" in out
+    # 5 played, each standing for the 3! renamings of the interchangeable workers
+    assert row.split()[-8] == "30+" and "stopped at --limit" in out
+    assert "5 played" in out

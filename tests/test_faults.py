@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 
+import psutil
 import psycopg
 import pytest
 
@@ -65,6 +66,30 @@ def test_an_interrupted_run_drops_its_database_and_says_so(home, sleeper, signal
     assert proc.returncode == code, err
     assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
     assert err.strip().splitlines()[-1] == f"{said}: connections closed, run database dropped"
+    assert_nothing_left(home)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_an_interrupted_parallel_exploration_leaves_no_worker_and_no_database(home, tmp_path,
+                                                                              sig):
+    """The signal reaches the explorer only (as `kill` does): it stops its workers, each
+    ends its run, drops its database and exits."""
+    spec = tmp_path / "sleepers.spec"
+    spec.write_text("session a\nstep a1 { SELECT pg_sleep(60); }\n"
+                    "session b\nstep b1 { SELECT pg_sleep(60); }\n")
+    proc = subprocess.Popen([sys.executable, "-m", "lab", "explore", str(spec), "--workers",
+                             "2", "--timeout", "90"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env(home))
+    until(lambda: _sleeping(home), 60, "no worker's pg_sleep ever started")
+    workers = [p for p in psutil.Process(proc.pid).children() if "lab.parallel" in p.cmdline()]
+    assert len(workers) == 2
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + sig, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    assert err.strip().splitlines()[-1].startswith(
+        "interrupted" if sig == signal.SIGINT else "terminated")
+    assert not [w for w in workers if w.is_running() and w.status() != psutil.STATUS_ZOMBIE]
     assert_nothing_left(home)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from lab.matrix import ROWS
+from lab.scenarios import SCENARIOS
 
 def _label(scenario: str, case: str) -> str:
     return next(r.label for r in ROWS if (r.scenario, r.case) == (scenario, case))
@@ -18,6 +19,7 @@ WRITE_SKEW = _label("on-call-write-skew", "check-then-act")
 PHANTOM = _label("block-capacity-phantom", "count-then-insert")
 RATIO = _label("supervision-ratio", "check-then-act")
 DUTY = _label("duty-hours", "check-then-add")
+RAW_ERRORS = (_label("double-booking", "raw-error"), _label("swap-race", "naive"))
 RC, RR, SER = "read committed", "repeatable read", "serializable"
 
 
@@ -106,6 +108,9 @@ def test_every_anomaly_of_a_broken_case_is_not_serializable(anomaly_matrix):
 
 
 def test_every_fix_that_holds_under_serializable_is_serializable(anomaly_matrix):
+    """Every fix holds under SERIALIZABLE, and every interleaving the serial check could
+    judge there is serializable (three queue workers have more serial orders than its
+    bound, a generation commits inside a step: those it leaves unjudged)."""
     matrix, _ = anomaly_matrix
     checked = 0
     for row in (r for r in matrix.rows if r.fix):
@@ -114,18 +119,44 @@ def test_every_fix_that_holds_under_serializable_is_serializable(anomaly_matrix)
                 continue
             for i in matrix.cell(row, backend, level).exploration.interleavings:
                 assert i.outcome not in ("anomaly", "stuck"), (row.label, backend, i.replay.cli)
-                assert i.serializable is True, (row.label, backend, i.replay.cli)
-                checked += 1
+                assert i.serializable is not False, (row.label, backend, i.replay.cli)
+                checked += i.serializable is True
     assert checked > 50
 
 
-def test_application_rows_are_serializable_yet_broken(anomaly_matrix):
+def test_raw_error_rows_are_serializable_yet_broken(anomaly_matrix):
     """Where the judges disagree by design: a raw error is shown to the user and the
-    transaction rolled back; what committed is serializable."""
+    transaction rolled back; what committed is serializable. (A stale retry, the other
+    kind of application bug, commits a write skew: not serializable.)"""
     matrix, _ = anomaly_matrix
-    for row in (r for r in matrix.rows if r.app):
-        c = cell(matrix, row.label, "PostgreSQL", RC)
+    for label in RAW_ERRORS:
+        c = cell(matrix, label, "PostgreSQL", RC)
         assert c.anomalies and all(i.serializable for i in c.exploration.anomalies)
+    stale = cell(matrix, _label("serializable-retry", "stale-retry"), "PostgreSQL", RC)
+    assert 0 < stale.anomalies <= stale.not_serializable
+
+
+def test_every_race_of_the_catalog_has_a_row_under_every_level_on_both_backends(
+        anomaly_matrix):
+    matrix, _ = anomaly_matrix
+    assert {r.scenario for r in matrix.rows} == set(SCENARIOS)
+    assert len(matrix.columns) == 6
+    assert all(matrix.cell(r, b, i).feasible > 0 for r in matrix.rows for b, i in matrix.columns)
+
+
+def test_the_queue_and_the_deadlock_behave_as_their_notebooks_say(anomaly_matrix):
+    """matcher-queue and swap-deadlock, new to the matrix, over every interleaving."""
+    matrix, _ = anomaly_matrix
+    skip = cell(matrix, "fix: SKIP LOCKED", "PostgreSQL", RC)
+    assert skip.verdict == "prevented" and skip.feasible == 1680  # nobody ever waits
+    assert cell(matrix, _label("matcher-queue", "nowait"), "PostgreSQL", RC).verdict \
+        == "prevented by abort"
+    deadlock = cell(matrix, _label("swap-deadlock", "opposite-order"), "PostgreSQL", RC)
+    assert deadlock.verdict == "prevented by abort"
+    assert deadlock.exploration.count("deadlock") > 0
+    in_order = cell(matrix, "fix: lock in id order", "PostgreSQL", RC)
+    assert in_order.verdict == "prevented by waiting"
+    assert in_order.exploration.count("deadlock") == 0
 
 
 def test_read_committed_reads_are_not_serializable_even_where_the_invariant_holds(

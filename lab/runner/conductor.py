@@ -38,6 +38,9 @@ QUEUED_NOTE = ("two sessions queued for the same lock: when it is released Postg
                " decides which goes first, so this order may not replay identically")
 POLL_S = 0.0002  # how often a wait is looked at; never decides an order
 FIRST_POLL_S = 0.0003
+# a running step is asked about again after a longer pause each time (x2, up to this):
+# each question is a query the server answers while the step itself wants the CPU
+MAX_POLL_S = 0.004
 
 _open_runs: weakref.WeakSet[Run] = weakref.WeakSet()
 
@@ -204,10 +207,12 @@ class Run:
         session = job.launch.session
         if job.done.wait(FIRST_POLL_S):  # most steps finish before anyone needs to look
             return ()
-        while not job.done.wait(POLL_S):
+        pause = POLL_S
+        while not job.done.wait(pause):
             blockers = self.waits.blockers([session])[session]
             if blockers:
                 return blockers
+            pause = min(2 * pause, MAX_POLL_S)
             if time.monotonic() > deadline:
                 raise StepTimeout(
                     f"step {job.step.name} (session {session}) did not finish within"

@@ -59,6 +59,17 @@ class Variant:
     permutation: str | tuple[Entry, ...]  # the default order
     invariant: Callable[[RunResult], Verdict]
     isolations: tuple[str, ...] = ("read committed",)
+    # groups of sessions that run the same steps on the same rows (three queue workers):
+    # renaming them within a group changes no outcome, so the explorer plays one ordering
+    # of each renaming class and counts it for all (lab.explorer, "interchangeable")
+    interchangeable: tuple[tuple[str, ...], ...] = ()
+
+    def __post_init__(self) -> None:
+        for group in self.interchangeable:
+            lengths = {len(self.sessions.get(s, ())) for s in group}
+            if len(group) < 2 or not set(group) <= set(self.sessions) or len(lengths) > 1:
+                raise ValueError(f"case {self.name!r}: interchangeable {group} must name two"
+                                 " or more of its sessions, with as many steps each")
 
     def steps(self) -> dict[str, Step]:
         """Every step by name, each knowing its session."""
@@ -102,11 +113,15 @@ class Scenario:
     final_state: str | Mapping[str, str]
     variants: tuple[Variant, ...]
     driver: SessionDriver = ORM  # how sessions run steps: ORM (Python) or spec-file SQL
-    # the anomaly matrix: this scenario's rows, or why it has none
+    # the anomaly matrix: this scenario's rows (every catalog race has one), or, for a spec
+    # file or a generated workload, why it has none
     matrix: tuple[MatrixRow, ...] = ()
     not_in_matrix: str = ""
     # the exercise its notebook ends with: a fix to write, or a prediction to make
     exercise: Exercise | None = None
+    # what `scenarios.find` takes to load it again in another process (a spec file's
+    # path); a catalog scenario is found by its name
+    source: str = ""
 
     def variant(self, name: str | None) -> Variant:
         if name is None:

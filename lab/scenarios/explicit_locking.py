@@ -6,7 +6,7 @@ the trace shows what SQLite does instead.
 """
 
 from ..exercises.kinds import Fix
-from ..runner import COMMIT, Scenario, Variant, step
+from ..runner import COMMIT, MatrixRow, Scenario, Variant, step
 from .edit_steps import (
     A_NOTES,
     ASSIGNMENT_ID,
@@ -68,7 +68,7 @@ SCENARIO = Scenario(
             invariant=no_lost_update,
         ),
     ),
-    not_in_matrix="its FOR UPDATE is the fix that concurrent-edit's lost-update row measures",
+    matrix=(MatrixRow("fix: FOR UPDATE before the form loads", "select-for-update", fix=True),),
     exercise=Fix(
         function="load_form",
         task="load_form(session, assignment_id) returns the assignment's form fields as a dict"

@@ -8,7 +8,7 @@ domain error instead of a second request that could execute twice.
 from __future__ import annotations
 
 from ..exercises.kinds import Choice, Prediction, broke, failed_with, play
-from ..runner import COMMIT, Outcome, RunResult, Scenario, Variant, Verdict, step
+from ..runner import COMMIT, MatrixRow, Outcome, RunResult, Scenario, Variant, Verdict, step
 from ..seed import FACULTY
 from ..services import swaps
 
@@ -53,7 +53,8 @@ SCENARIO = Scenario(
                        step("b_commit", COMMIT, "B: commits")]},
                 "a_request b_request a_commit b_commit", one_open_swap),
     ),
-    not_in_matrix='two requests and one index: the refusal is the same in every order',
+    matrix=(MatrixRow("fix: one open request per shift (unique index)", "partial-unique-index",
+                      fix=True),),
     exercise=Prediction(
         "The same two requests on SQLite, which has no row locks: what happens to the second"
         " request?",

@@ -13,7 +13,9 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from ..exercises.kinds import Choice, Prediction, broke, failed_with, play
-from ..runner import COMMIT, Outcome, RunResult, Scenario, Variant, Verdict, context, step
+from ..runner import (
+    COMMIT, MatrixRow, Outcome, RunResult, Scenario, Variant, Verdict, context, step,
+)
 from ..seed import FACULTY
 from ..services import coverage
 from .on_call_write_skew import FINAL, NIGHT, check, leave, someone_on_call
@@ -88,7 +90,8 @@ SCENARIO = Scenario(
                 _sessions(False), "a_check b_check a_off b_off a_commit b_commit b_catch"
                 " b_retry b_commit2", retried_right, isolations=("serializable",)),
     ),
-    not_in_matrix="it runs only under SERIALIZABLE, retrying the write skew of on-call-write-skew's row",
+    matrix=(MatrixRow("write skew after a stale retry (app)", "stale-retry", app=True),
+            MatrixRow("fix: retry the whole transaction", "correct-retry", fix=True)),
     exercise=Prediction(
         "The correct retry, run under REPEATABLE READ instead of SERIALIZABLE, on PostgreSQL:"
         " is someone still on call at the end?",

@@ -20,7 +20,9 @@ from sqlalchemy.pool import NullPool
 
 from ..models import Assignment
 from ..exercises.kinds import Choice, Prediction, broke, failed_with, play
-from ..runner import COMMIT, Outcome, RunResult, Scenario, Variant, Verdict, context, step
+from ..runner import (
+    COMMIT, MatrixRow, Outcome, RunResult, Scenario, Variant, Verdict, context, step,
+)
 from ..seed import week_one_plan
 from ..services import tasks
 from ..services.generation import generate_async
@@ -180,7 +182,8 @@ SCENARIO = Scenario(
                             sqlite="U: calls sqlite3 interrupt() on W's connection")]},
                 "w_start h_edit w_batch1 u_kill h_commit", cancelled_cleanly),
     ),
-    not_in_matrix='a cancel is a request to a running task, not a race between transactions',
+    matrix=(MatrixRow("cancel ignored: the task finishes (app)", "naive", app=True),
+            MatrixRow("fix: cooperative cancel", "cooperative", fix=True)),
     exercise=Prediction(
         "The cooperative cancel, under REPEATABLE READ on PostgreSQL: U asks W to stop after"
         " W's first batch. How does task #1 end?",

@@ -38,7 +38,8 @@ def as_superuser(scenario: Scenario) -> Scenario:
     if not isinstance(scenario.driver, SpecDriver):
         raise UsageError(f"--superuser is for spec files; {scenario.name!r} is the lab's own"
                          " scenario, which runs as the lab's login already")
-    return replace(scenario, driver=replace(scenario.driver, superuser=True))
+    # (source: a process that loads the file again by its path would not run it as one)
+    return replace(scenario, driver=replace(scenario.driver, superuser=True), source="")
 
 
 def planned(scenario: Scenario, permutation: str | None) -> tuple[int, str, str]:

@@ -8,6 +8,8 @@ names it.
 
 from __future__ import annotations
 
+import os
+
 from ..runner import RunResult, Scenario, Step, Variant, Verdict, judged
 from ..runner.schedule import Entry
 from .driver import RawSQL, SpecDriver, mentioned_tables
@@ -36,7 +38,8 @@ def to_scenario(spec: Spec, source: str) -> Scenario:
         name=spec.name, title=spec.name,
         summary=f"spec file; invariants: {', '.join(labels) or 'none'}", frame="spec",
         setup=None, final_state={i.label: i.sql for i in spec.invariants},
-        variants=(variant,), driver=driver, not_in_matrix="a spec file, not a catalog race")
+        variants=(variant,), driver=driver, not_in_matrix="a spec file, not a catalog race",
+        source=os.path.abspath(source))
 
 
 def _judge(labels: list[str]):

@@ -66,15 +66,18 @@ def _session_folder(factory: pytest.TempPathFactory, name: str) -> Iterator[tupl
 
 @pytest.fixture(scope="session")
 def anomaly_matrix(tmp_path_factory: pytest.TempPathFactory):
-    """The whole catalog explored once per test session, on both backends, spread over
-    worker processes; the docs build embeds this very run (LAB_MATRIX_DIR), so the
-    published matrix is never typed in."""
+    """The whole catalog explored once per test session, on both backends; the docs build
+    embeds this very run (LAB_MATRIX_DIR), so the published matrix is never typed in.
+
+    In one process: the other xdist worker already has the other core, and explorer
+    workers on top would leave a deadlock's first waiter (notebook 09, say) short of the
+    CPU its 50 ms timer assumes (docs/concepts/conductor.md)."""
     from lab import matrix
     from lab.db import resolve
 
     with _session_folder(tmp_path_factory, "matrix") as (folder, fill):
         if fill:
-            built = matrix.build([resolve(PG), resolve(SQLITE)], workers=os.cpu_count() or 1)
+            built = matrix.build([resolve(PG), resolve(SQLITE)])
             matrix.write(built, str(folder))
             (folder / "matrix.pickle").write_bytes(pickle.dumps(built))
         built = pickle.loads((folder / "matrix.pickle").read_bytes())

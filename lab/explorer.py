@@ -214,14 +214,14 @@ Key = tuple[int, ...]  # the session index of each step played: depth-first orde
 
 
 def walk(job: Job, scenario: Scenario, stages: Stages, *, prefix: Sequence[str] = (),
-         split_above: int = 0, on_split: Callable[[list[str]], None] | None = None,
+         split_above: int = 0, on_split: Callable[[Key, list[str]], None] | None = None,
          on_result: Callable[[RunResult], None] | None = None) -> Iterator[tuple[Key, Interleaving]]:
     """Every feasible interleaving that starts with `prefix`, depth first.
 
     Each is played from the start on the reused stage (the conductor is deterministic, so
     the same prefix always reaches the same state and the same choices). A choice left at
-    a depth below `split_above` goes to `on_split` as a prefix of its own, for another
-    process to walk; the others wait on the path's stack. Keys sort in the order one
+    a depth below `split_above` goes to `on_split` (with its key) as a prefix of its own,
+    for another process to walk; the others wait on the path's stack. Keys sort in the order one
     process walks the whole tree.
     """
     variant = scenario.variant(job.case)
@@ -241,7 +241,7 @@ def walk(job: Job, scenario: Scenario, stages: Stages, *, prefix: Sequence[str] 
             while choices := _canonical(run.playable(), path, session_of, names, groups):
                 for choice in reversed(choices[1:]):
                     if len(path) < split_above and on_split is not None:
-                        on_split([*path, choice])
+                        on_split(tuple(session_of[s] for s in (*path, choice)), [*path, choice])
                     else:
                         todo.append((len(path), choice))
                 path.append(choices[0])

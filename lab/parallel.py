@@ -26,14 +26,12 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 
 from .errors import LabError, UsageError
-from .explorer import Exploration, Interleaving, Job, Key, Stages, walk
+from .explorer import Exploration, Job, Key, Stages, walk
 
 SPLIT_DEPTH = 4  # choices this near the root become tasks of their own
 AHEAD = 2  # tasks queued per worker, so that none waits for the next one
 STAGES_KEPT = 3  # a worker keeps the stages of its last few explorations
 JOIN_S = 30.0  # how long a worker may take to drop its databases on the way out
-
-
 SMALL = 300  # orderings in all: fewer are played faster by one process than by starting more
 
 
@@ -54,10 +52,12 @@ class WorkerError(LabError):
 
 @dataclass
 class _Pending:
+    """One exploration in flight: its interleavings in arrival order, with their keys."""
+
     job: Job
-    found: Exploration | None = None
-    keyed: list[tuple[Key, Interleaving]] = field(default_factory=list)
-    open_tasks: int = 0
+    found: Exploration
+    keys: list[Key] = field(default_factory=list)
+    open_tasks: int = 1
     started: float = 0.0
 
 
@@ -95,14 +95,12 @@ class Pool:
                 progress: Callable[[str], Callable[[Exploration], None] | None] | None = None,
                 ) -> Iterator[Exploration]:
         """Each job's exploration, in the order given, each as one process would find it."""
-        pending = [_Pending(job) for job in jobs]
+        pending = [_Pending(job, job.exploration()) for job in jobs]
         base, self._numbered = self._numbered, self._numbered + len(jobs)
         tasks: list[tuple[int, Key, list[str]]] = [(n, (), []) for n in range(len(jobs))]
         heapq.heapify(tasks)  # the earliest exploration first, then depth-first order
         bars: dict[int, Callable[[Exploration], None] | None] = {}
         next_out = 0
-        for p in pending:
-            p.open_tasks = 1
         while next_out < len(pending):
             while tasks and (idle := min(self._workers, key=lambda w: w.tasks)).tasks < AHEAD:
                 n, _key, prefix = heapq.heappop(tasks)
@@ -115,9 +113,7 @@ class Pool:
             p = pending[n]
             if kind == "found":
                 key, interleaving, backend = data
-                p.keyed.append((key, interleaving))
-                if p.found is None:
-                    p.found = p.job.exploration()
+                p.keys.append(key)
                 p.found.backend = backend
                 p.found.interleavings.append(interleaving)  # (in arrival order until done)
                 p.found.seconds = time.monotonic() - p.started
@@ -150,8 +146,9 @@ class Pool:
 
     @staticmethod
     def _finish(p: _Pending, bar) -> Exploration:
-        found = p.found or p.job.exploration()
-        found.interleavings = [i for _key, i in sorted(p.keyed, key=lambda ki: ki[0])]
+        found = p.found
+        found.interleavings = [i for _key, i in sorted(zip(p.keys, found.interleavings),
+                                                       key=lambda ki: ki[0])]
         found.seconds = time.monotonic() - p.started
         if bar is not None and hasattr(bar, "done"):
             bar.done()
@@ -246,19 +243,13 @@ def _next(tasks: Connection):
 
 
 def _walk(n: int, here: Stages, prefix: list[str], out: Connection) -> None:
-    def split(pre: list[str]) -> None:
-        out.send(("split", n, _key(here, pre), pre))
+    def split(key: Key, pre: list[str]) -> None:
+        out.send(("split", n, key, pre))
 
     for key, found in walk(here.job, here.scenario, here, prefix=prefix,
                            split_above=SPLIT_DEPTH, on_split=split):
         out.send(("found", n, key, found, here.backend))
     out.send(("done", n))
-
-
-def _key(stages: Stages, prefix: list[str]) -> Key:
-    variant = stages.scenario.variant(stages.job.case)
-    session_of = {st.name: k for k, steps in enumerate(variant.sessions.values()) for st in steps}
-    return tuple(session_of[name] for name in prefix)
 
 
 if __name__ == "__main__":  # a worker: python -m lab.parallel TASK_FD FOUND_FD

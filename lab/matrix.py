@@ -147,7 +147,8 @@ class Matrix:
                 c = self.cell(r, b, i)
                 text = (f"{c.anomalies}/{c.feasible}" if c.anomalies else
                         c.verdict.replace("prevented by ", "").replace("prevented", "ok"))
-                text += f"\nNS {c.not_serializable}/{c.feasible}"
+                text += (f"\nNS {c.not_serializable}/{c.feasible}"  # unless it judged none
+                         if c.exploration.unchecked < c.feasible else "\nNS unchecked")
                 ax.text(x, y, text, ha="center", va="center", fontsize=8,
                         color="white" if share[y][x] > 0.6 else "black")
         ax.set_xticks(range(n_cols), [f"{_short_backend(b)}\n{SHORT[i]}"

@@ -13,21 +13,27 @@ the default limit, exploring is refused at once.
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import math
 import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .bounds import check, orderings
 from .db import RunDatabase, Target, resolve
-from .errors import StepTimeout
+from .errors import RunFailed, StepTimeout
 from .runner import DEFAULT_TIMEOUT_S, Outcome, Replay, Run, RunResult, Scenario, classify
 from .runner.scenario import normalize_isolation
 from .runner.stage import Stage, shared_database
 
 OUTCOMES = tuple(Outcome)
+# the first waiter's deadlock_timeout while exploring (rank k waits this x (1 + 2k)): low,
+# since a run whose victim timing chose is played again with timers 4 times as long
+STAGGER_MS = 20
+REPLAYS = 3
 
 
 @dataclass(frozen=True)
@@ -41,6 +47,9 @@ class Interleaving:
     # the orderings this one stands for: 1, or k! when k interchangeable sessions could be
     # renamed into it (each renaming is feasible and ends the same way)
     weight: int = 1
+    # times it was played again because timing, not the stagger, chose a deadlock's
+    # victim (a busy machine); never part of a comparison: the result is the same
+    replayed: int = field(default=0, compare=False)
 
 
 @dataclass
@@ -54,7 +63,11 @@ class Exploration:
     complete: bool = True  # False when a limit stopped it early
     serial_checked: bool = True  # each interleaving also went through the serial check
     seconds: float = 0.0
-    reduced: bool = False  # interchangeable sessions: one ordering played per renaming class
+
+    @property
+    def reduced(self) -> bool:
+        """Some interleaving played stands for more than one ordering of the full search."""
+        return any(i.weight != 1 for i in self.interleavings)
 
     @property
     def feasible(self) -> int:
@@ -177,8 +190,7 @@ class Job:
         variant = scenario.variant(self.case)
         lengths = [len(steps) for steps in variant.sessions.values()]
         return Exploration(scenario.name, variant.name, self.isolation, "", orderings(lengths),
-                           serial_checked=self.serial_check,
-                           reduced=self.reduce and bool(variant.interchangeable))
+                           serial_checked=self.serial_check)
 
 
 class Stages:
@@ -225,46 +237,129 @@ def walk(job: Job, scenario: Scenario, stages: Stages, *, prefix: Sequence[str] 
     process walks the whole tree.
     """
     variant = scenario.variant(job.case)
-    session_of = {st.name: k for k, steps in enumerate(variant.sessions.values())
-                  for st in steps}
-    names = list(variant.sessions)
-    groups = variant.interchangeable if job.reduce else ()
-    weight = math.prod(math.factorial(len(g)) for g in groups)
+    tree = _Tree(job, scenario, {st.name: k for k, steps in enumerate(variant.sessions.values())
+                                 for st in steps}, list(variant.sessions),
+                 variant.interchangeable if job.reduce else ())
     path, todo = list(prefix), []  # (depth, step): the choices left along the path
     while True:
-        run = Run(scenario, variant.name, isolation=job.isolation, stage=stages.get(),
-                  timeout=job.timeout, track_locks=False, serial_check=job.serial_check)
-        stages.backend = run.db.label
-        try:
-            for name in path:
-                run.step(name)
-            while choices := _canonical(run.playable(), path, session_of, names, groups):
-                for choice in reversed(choices[1:]):
-                    if len(path) < split_above and on_split is not None:
-                        on_split(tuple(session_of[s] for s in (*path, choice)), [*path, choice])
-                    else:
-                        todo.append((len(path), choice))
-                path.append(choices[0])
-                run.step(choices[0])
-            result = run.finish()
-            if on_result is not None:
-                on_result(result)
-            outcome, detail = classify(result)
-            found = Interleaving(
-                tuple(e.name for e in result.permutation), outcome, detail, result.replay,
-                queued=result.queued, weight=weight,
-                serializable=result.serial.serializable if result.serial else None)
-        except StepTimeout as exc:
-            found = Interleaving(tuple(path), Outcome.STUCK, str(exc), run.replay(),
-                                 weight=weight)
-        finally:
-            run.close()
+        for attempt in range(REPLAYS + 1):  # again, with longer timers, if the victim
+            run = Run(scenario, variant.name, isolation=job.isolation,  # check says timing
+                      stage=stages.get(), timeout=job.timeout, track_locks=False,  # chose it
+                      serial_check=job.serial_check, stagger_ms=STAGGER_MS * 4 ** attempt)
+            stages.backend = run.db.label
+            try:
+                found, result, played, left = tree.play(run, path)
+            finally:
+                run.close()
+            if not run.victim_by_timing:
+                break
+        else:
+            raise RunFailed(f"a deadlock's victim was still decided by timing with a first"
+                            f" waiter's timer of {STAGGER_MS * 4 ** REPLAYS} ms: the machine"
+                            f" is too busy [{found.replay.cli}]")
+        for depth, choice in left:
+            if depth < split_above and on_split is not None:
+                split = [*played[:depth], choice]
+                on_split(tuple(tree.session_of[s] for s in split), split)
+            else:
+                todo.append((depth, choice))
+        if on_result is not None and result is not None:
+            on_result(result)
         stages.more = bool(todo)
-        yield tuple(session_of[name] for name in path), found
+        yield tuple(tree.session_of[name] for name in played), replace(found, replayed=attempt)
         if not todo:
             return
         depth, choice = todo.pop()  # the deepest: what was pushed later shared path[:depth]
-        path = path[:depth] + [choice]
+        path = played[:depth] + [choice]
+
+
+@dataclass(frozen=True)
+class _Tree:
+    """One case's tree of choices, as `walk` plays it."""
+
+    job: Job
+    scenario: Scenario
+    session_of: dict[str, int]  # step name -> session index
+    names: list[str]  # session names, in order
+    groups: tuple[tuple[str, ...], ...]  # interchangeable sessions, when reducing
+
+    def play(self, run: Run, prefix: list[str]
+             ) -> tuple[Interleaving, RunResult | None, list[str], list[tuple[int, str]]]:
+        """One leaf: the prefix, then the first choice at every point after it. Returns
+        the interleaving, the run's result (None if stuck), the path played, and the other
+        choices met on the way, each with its depth, in the order they were met."""
+        path, left = list(prefix), []
+        skipped: set[int] = set()  # positions in the path of steps that did nothing
+        skips = (lambda step: run.skips(self.names[self.session_of[step]])) \
+            if self.job.reduce else (lambda step: False)
+        weight = math.prod(math.factorial(len(g)) for g in self.groups)
+        try:
+            for depth, name in enumerate(path):
+                if skips(name):
+                    skipped.add(depth)
+                run.step(name)
+            while choices := _canonical(run.playable(), path, self.session_of, self.names,
+                                        self.groups):
+                if idle := [c for c in choices if skips(c)]:
+                    choices = idle[:1]  # a step that does nothing: now, for all its places
+                    skipped.add(len(path))
+                left += [(len(path), choice) for choice in reversed(choices[1:])]
+                path.append(choices[0])
+                run.step(choices[0])
+            result = run.finish()
+        except StepTimeout as exc:
+            return (Interleaving(tuple(path), Outcome.STUCK, str(exc), run.replay(),
+                                 weight=weight * placements(path, skipped, self.session_of)),
+                    None, path, left)
+        outcome, detail = classify(result)
+        return (Interleaving(tuple(e.name for e in result.permutation), outcome, detail,
+                             result.replay, queued=result.queued,
+                             weight=weight * placements(path, skipped, self.session_of),
+                             serializable=result.serial.serializable if result.serial else None),
+                result, path, left)
+
+
+def placements(path: Sequence[str], skipped: set[int], session_of: dict[str, int]) -> int:
+    """The orderings of the full search this one stands for, by where its skipped steps
+    could have gone.
+
+    A skipped step sends nothing and waits for nothing, so moving it changes no other
+    step. The explorer plays each run of them (a session's steps from the failure to its
+    COMMIT or ROLLBACK) as soon as it can; in the full search the run may sit anywhere
+    before the session's next step. Counted gap by gap between the other steps: in each
+    gap the runs allowed there place some of their steps, interleaved in any way (a
+    multinomial), and a run must be complete by the gap just before its session's next
+    step.
+    """
+    if not skipped:
+        return 1
+    rest = [k for k in range(len(path)) if k not in skipped]
+    runs: list[list[int]] = []  # each: [session, steps, first gap, last gap]
+    for k in sorted(skipped):
+        session = session_of[path[k]]
+        gap = bisect.bisect_left(rest, k)
+        same = [r for r in runs if r[0] == session and r[3] >= gap]
+        if same:  # no step of the session ran since: the same run goes on
+            same[0][1] += 1
+            continue
+        nxt = next((r for r in rest if r > k and session_of[path[r]] == session), None)
+        runs.append([session, 1, gap, len(rest) if nxt is None else bisect.bisect_left(rest, nxt)])
+    counts = {tuple(0 for _ in runs): 1}  # steps placed per run -> ways
+    for gap in range(len(rest) + 1):
+        after: dict[tuple[int, ...], int] = {}
+        for placed, ways in counts.items():
+            for more in itertools.product(*(
+                    range(steps - done + 1) if first <= gap <= last else (0,)
+                    for (_, steps, first, last), done in zip(runs, placed))):
+                now = tuple(d + m for d, m in zip(placed, more))
+                if any(n < r[1] for n, r in zip(now, runs) if r[3] == gap):
+                    continue  # a run not complete before its session's next step
+                mixed = math.factorial(sum(more))
+                for m in more:
+                    mixed //= math.factorial(m)
+                after[now] = after.get(now, 0) + ways * mixed
+        counts = after
+    return sum(counts.values())
 
 
 def _canonical(choices: list[str], path: list[str], session_of: dict[str, int],
@@ -331,9 +426,10 @@ class ProgressBar:
     def __call__(self, found: Exploration) -> None:
         if not self.on:
             return
-        done, most = len(found.interleavings), found.orderings
+        # orderings covered so far: a reduced search plays fewer, each standing for several
+        done, most = found.feasible, found.orderings
         filled = int(30 * done / most) if most else 30
-        rate = done / found.seconds if found.seconds else 0.0
+        rate = len(found.interleavings) / found.seconds if found.seconds else 0.0
         self.stream.write(f"\r{self.label} [{'#' * filled}{'.' * (30 - filled)}] {done}"
                           f" of at most {most} ({rate:.0f}/s)\x1b[K")
         self.stream.flush()
@@ -356,11 +452,12 @@ def summary(explorations: list[Exploration]) -> str:
              " transactions gives the same results and final state)", ""]
     if not all(e.complete for e in explorations):
         lines[-1:-1] = ["(+: stopped at --limit; more feasible interleavings remain)"]
-    if reduced := [e for e in explorations if e.reduced and e.interleavings]:
-        weight = reduced[0].interleavings[0].weight
-        played = ", ".join(str(len(e.interleavings)) for e in reduced)
-        lines[-1:-1] = [f"(interchangeable sessions: one ordering is played for all {weight}"
-                        f" renamings of them, which end the same way; {played} played)"]
+    if reduced := [e for e in explorations if e.reduced]:
+        played = ", ".join(f"{len(e.interleavings)} played for {e.feasible}" for e in reduced)
+        lines[-1:-1] = ["(exact reductions: interchangeable sessions are played in one order"
+                        " and counted for every renaming; the steps of a failed transaction,"
+                        " which send nothing, are played once and counted for every place they"
+                        f" could take; {played})"]
     cols = ["backend", "isolation", "feasible", *OUTCOMES, "not serializable"]
     rows = [[e.backend, e.isolation, str(e.feasible) + ("" if e.complete else "+"),
              *(str(e.count(o)) for o in OUTCOMES), str(e.not_serializable_count)]

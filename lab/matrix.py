@@ -120,9 +120,11 @@ class Matrix:
         where = ", ".join(backends)
         lines += ["", f"{self.runs} interleavings played on {where}." if self.played == self.runs
                   else f"{self.runs} feasible interleavings on {where}, {self.played} of them"
-                  " played: where a case's sessions are interchangeable, one ordering of each"
-                  " renaming is played and counted for all of them, so that in \"k of n\", n"
-                  " counts the feasible orderings of the full search."]
+                  " played. Two exact reductions stand one ordering for several: interchangeable"
+                  " sessions are played in one order and counted for every renaming, and the"
+                  " steps of a failed transaction, which send nothing, are played at once and"
+                  " counted for every place they could take. In \"k of n\", n counts the"
+                  " feasible orderings of the full search."]
         lines[-1] += " Each cell gives the invariant's figure, then the serial check's."
         return "\n".join(lines) + "\n"
 

@@ -28,6 +28,21 @@ def backend(request: pytest.FixtureRequest) -> str:
     return request.param
 
 
+# The anomaly matrix is the session's longest piece of work (minutes, in one process): the
+# file that builds it goes first, so that one xdist worker builds it while the other runs
+# the rest, and the files that only read it (and the site built around it) go last,
+# instead of a worker sitting idle on the lock while the matrix is built.
+FIRST, LAST = ("test_matrix.py",), ("test_docs.py", "test_site_browser.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        name = item.path.name
+        return 0 if name in FIRST else 2 if name in LAST else 1
+
+    items.sort(key=rank)  # stable: each file keeps its own order
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if hasattr(session.config, "workerinput"):  # an xdist worker; the controller cleans up
         return
@@ -69,15 +84,15 @@ def anomaly_matrix(tmp_path_factory: pytest.TempPathFactory):
     """The whole catalog explored once per test session, on both backends; the docs build
     embeds this very run (LAB_MATRIX_DIR), so the published matrix is never typed in.
 
-    In one process: the other xdist worker already has the other core, and explorer
-    workers on top would leave a deadlock's first waiter (notebook 09, say) short of the
-    CPU its 50 ms timer assumes (docs/concepts/conductor.md)."""
+    On two explorer workers, beside the other xdist worker: a busy machine can make a
+    deadlock's first waiter check before the cycle closes, and the explorer then plays
+    that interleaving again with longer timers (docs/concepts/conductor.md)."""
     from lab import matrix
     from lab.db import resolve
 
     with _session_folder(tmp_path_factory, "matrix") as (folder, fill):
         if fill:
-            built = matrix.build([resolve(PG), resolve(SQLITE)])
+            built = matrix.build([resolve(PG), resolve(SQLITE)], workers=2)
             matrix.write(built, str(folder))
             (folder / "matrix.pickle").write_bytes(pickle.dumps(built))
         built = pickle.loads((folder / "matrix.pickle").read_bytes())

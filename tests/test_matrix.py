@@ -43,7 +43,7 @@ def test_postgresql_cells_match_the_documented_levels(anomaly_matrix, label, rc,
     for level, possible in ((RC, rc), (RR, rr), (SER, ser)):
         c = cell(matrix, label, "PostgreSQL", level)
         assert (c.anomalies > 0) == possible, f"{label} under {level}: {c.verdict}"
-        assert c.feasible == len(c.exploration.interleavings) > 0
+        assert c.feasible >= len(c.exploration.interleavings) > 0
 
 
 def test_serializable_prevents_write_skew_by_aborting(anomaly_matrix):

@@ -60,6 +60,38 @@ def test_deadlock_victim_is_the_first_waiter_and_the_other_commits():
     assert len(traces) == 1
 
 
+UPD = "UPDATE person SET name = name || '{}' WHERE id = {}"
+# B naps before it closes the cycle: a first waiter's timer shorter than the nap fires
+# before the cycle closes (the nap stands for a busy machine slow to launch B's step)
+NAPPING = {"A": [step("a1", UPD.format("a", 1)), step("a2", UPD.format("a", 2)),
+                 step("a3", COMMIT)],
+           "B": [step("b1", UPD.format("b", 2)), step("b_nap", "SELECT pg_sleep(0.02)"),
+                 step("b2", UPD.format("b", 1)), step("b3", COMMIT)]}
+
+
+def test_a_victim_chosen_by_timing_is_caught_not_passed_off_as_the_stagger():
+    sc = scenario(NAPPING, "a1 b1 a2 b_nap b2 a3 b3")
+    late = Run(sc, db=PG, stagger_ms=1).play()  # A's 1 ms timer found no cycle yet
+    assert late.errors() == {"b2": "40P01"} and late.victim_by_timing
+    assert any("chosen by timing" in n for n in late.notes)  # the trace says so
+    held = Run(sc, db=PG).play()  # the default leaves the 20 ms nap far behind
+    assert held.errors() == {"a2": "40P01"} and not held.victim_by_timing
+
+
+def test_the_explorer_plays_a_run_again_when_timing_chose_the_victim(monkeypatch):
+    from lab import explorer
+
+    sc = scenario(NAPPING, "a1 b1 a2 b_nap b2 a3 b3")
+    steady = explorer.explore(sc, db=PG, serial_check=False)
+    monkeypatch.setattr(explorer, "STAGGER_MS", 1)  # 1, 4, 16 ms: shorter than the nap
+    monkeypatch.setattr(explorer, "REPLAYS", 5)
+    hurried = explorer.explore(sc, db=PG, serial_check=False)
+    assert hurried.interleavings == steady.interleavings  # the same victims, every one
+    napped = [i for i in hurried.interleavings if i.permutation[2:5] == ("a2", "b_nap", "b2")]
+    assert napped and all(i.replayed >= 3 for i in napped)
+    assert steady.count("deadlock") > 0
+
+
 def test_nowait_fails_with_55p03_and_unique_violation_with_23505():
     lock = "SELECT id FROM assignment WHERE id = 1 FOR UPDATE"
     book = ("INSERT INTO assignment (block_id, person_id, rotation_template_id, role, notes,"

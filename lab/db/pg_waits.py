@@ -22,9 +22,10 @@ from .protocol import Lock
 
 DEADLOCK_TIMEOUT_MS = 50
 # the stagger only replaces values it set itself: a session's own setting (a spec file's
-# SET deadlock_timeout) is left alone
-_STAGGER_SQL = ("SELECT set_config('deadlock_timeout', '{want}ms', false)"
-                " WHERE current_setting('deadlock_timeout') = ANY(%(ours)s)")
+# SET deadlock_timeout) is left alone; compared in ms (current_setting says 1s for 1000ms)
+_STAGGER_SQL = ("SELECT set_config('deadlock_timeout', '{want}ms', false) WHERE"
+                " (SELECT setting::int FROM pg_settings WHERE name = 'deadlock_timeout')"
+                " = ANY(%(ours)s)")
 _LOCK_NAMES = {"RowShareLock": "FOR UPDATE/SHARE", "RowExclusiveLock": "write"}
 # Where pg_blocking_pids finds nothing (the usual case of a step still running), the
 # safe-snapshot blockers: a SERIALIZABLE READ ONLY DEFERRABLE transaction waits for those
@@ -49,6 +50,8 @@ class PostgresWaits:
         # each session's deadlock_timeout as the lab last set it (None: unknown, since a
         # ROLLBACK undoes a SET); the stagger changes it, a reset puts it back where needed
         self._deadlock_ms: dict[str, int | None] = {}
+        self._bases = {DEADLOCK_TIMEOUT_MS}  # every stagger base used: its values are ours
+        self._cycle: frozenset[str] = frozenset()
 
     def register(self, session: str, conn: Connection) -> int:
         pid = int(conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one())
@@ -73,9 +76,14 @@ class PostgresWaits:
     def settled(self, sessions: list[str]) -> bool:
         """Every session blocked by something still held, and no cycle left to break."""
         graph = self.blockers(sessions)
+        self._cycle = frozenset()
         if not all(graph.values()):
             return False  # someone was just released and is still running
-        return not any(_in_cycle(s, graph) for s in sessions)
+        self._cycle = frozenset(s for s in sessions if _in_cycle(s, graph))
+        return not self._cycle
+
+    def cycle(self) -> frozenset[str]:
+        return self._cycle
 
     def moved(self) -> None:
         """The conductor moved on; nothing to tell PostgreSQL, whose view is always current."""
@@ -96,21 +104,25 @@ class PostgresWaits:
             (self._pids[session],)).fetchone())
 
     # -- deadlock victims -------------------------------------------------------------------
-    def stagger(self, session: str, rank: int) -> Callable[[Connection], None] | None:
-        """Make the first session to wait the deadlock victim, deterministically.
+    def stagger(self, session: str, rank: int, base_ms: int
+                ) -> Callable[[Connection], None] | None:
+        """Make the first session to wait the deadlock victim.
 
         PostgreSQL aborts the session whose deadlock timer fires first. Timers start when
-        each session begins to wait, often a millisecond apart; a session launched while
-        `rank` others wait gets a longer timeout, so jitter can never reorder them.
+        each session begins to wait, often a millisecond apart; a step of rank k (the
+        conductor ranks each above every waiter) gets base x (1 + 2k), so jitter cannot
+        reorder them. What a busy machine can still do is delay the cycle's last wait
+        past the first waiter's timer: the conductor checks the victim (`cycle`).
         """
-        want = DEADLOCK_TIMEOUT_MS * (1 + 2 * rank)
+        want = base_ms * (1 + 2 * rank)
         if self._deadlock_ms[session] == want or not self._db.can_set_deadlock_timeout:
             return None
         self._deadlock_ms[session] = want
+        self._bases.add(base_ms)
         return lambda conn: self._set(conn, want)
 
     def _set(self, conn: Connection, want: int) -> None:
-        ours = [f"{DEADLOCK_TIMEOUT_MS * (1 + 2 * k)}ms" for k in range(len(self._pids) + 1)]
+        ours = [b * (1 + 2 * k) for b in sorted(self._bases) for k in range(len(self._pids) + 1)]
         self._db.set_deadlock_timeout(conn, _STAGGER_SQL.format(want=want), {"ours": ours})
 
     def ended(self, session: str, rolled_back: bool) -> None:

@@ -92,7 +92,7 @@ class PostgresRunDatabase:
         return conn
 
     def set_deadlock_timeout(self, conn: Connection, sql: str, params=None) -> None:
-        """Short deadlock timeouts make a deadlock resolve in ~50 ms instead of 1 s.
+        """Short deadlock timeouts make a deadlock resolve in milliseconds instead of 1 s.
 
         Needs superuser, or the grant the sandbox role has; on servers where the lab has
         neither, the server's setting stays and the trace says so.

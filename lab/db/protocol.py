@@ -49,8 +49,13 @@ class WaitModel(Protocol):
                       waiting: Iterable[str]) -> bool:
         """`session` queues for a lock another waiter is first in line for."""
 
-    def stagger(self, session: str, rank: int) -> Callable[[Connection], None] | None:
+    def stagger(self, session: str, rank: int, base_ms: int
+                ) -> Callable[[Connection], None] | None:
         """What to run before a step so that the first waiter is the deadlock victim."""
+
+    def cycle(self) -> frozenset[str]:
+        """The waiters in a wait cycle when `settled` last said no: only the server's
+        deadlock detector can break it (empty: none)."""
 
     def ended(self, session: str, rolled_back: bool) -> None:
         """A transaction of `session` ended."""

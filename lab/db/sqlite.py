@@ -203,8 +203,11 @@ class SqliteWaits:
     def queued_behind(self, session: str, blockers: tuple[str, ...], waiting) -> bool:
         return False  # no row locks, so no queue for one
 
-    def stagger(self, session: str, rank: int) -> None:
+    def stagger(self, session: str, rank: int, base_ms: int) -> None:
         return None  # no deadlock detector to race: a busy wait times out instead
+
+    def cycle(self) -> frozenset[str]:
+        return frozenset()
 
     def ended(self, session: str, rolled_back: bool) -> None:
         pass

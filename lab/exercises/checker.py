@@ -76,12 +76,12 @@ class Report:
         return next((c for c in self.combinations if c.first_break is not None), None)
 
     def __repr__(self) -> str:
-        runs = sum(len(c.exploration.interleavings) for c in self.combinations)
+        runs = sum(c.exploration.feasible for c in self.combinations)
         lines = [f"check {self.exercise} with your {self.function}: {runs} interleavings,"
                  " every feasible one, under each level on each backend", ""]
         cols = ["backend", "isolation", "feasible", *OUTCOMES, "holds"]
         rows = [[c.exploration.backend, c.exploration.isolation,
-                 str(len(c.exploration.interleavings)),
+                 str(c.exploration.feasible),
                  *(str(c.exploration.count(o)) for o in OUTCOMES),
                  "yes" if c.holds else "NO"] for c in self.combinations]
         widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(cols)]

@@ -25,7 +25,7 @@ from ..db import RunDatabase, Target, resolve
 from ..errors import RunFailed, StepTimeout
 from .driver import Before
 from . import serial
-from .outcome import StepError
+from .outcome import DEADLOCK_CODE, StepError
 from .result import Events, Replay, RunResult
 from .scenario import Scenario, Step, Variant, normalize_isolation
 from .schedule import ANY_LATER_STEP, Entry, Launch, parse_entries
@@ -36,11 +36,20 @@ from .worker import Job
 DEFAULT_TIMEOUT_S = 5.0
 QUEUED_NOTE = ("two sessions queued for the same lock: when it is released PostgreSQL"
                " decides which goes first, so this order may not replay identically")
+TIMED_VICTIM_NOTE = ("the deadlock victim was chosen by timing, not by the stagger: the"
+                     " first waiter's deadlock check ran before the cycle closed (a busy"
+                     " machine), so this run may not replay identically")
 POLL_S = 0.0002  # how often a wait is looked at; never decides an order
 FIRST_POLL_S = 0.0003
-# a running step is asked about again after a longer pause each time (x2, up to this):
-# each question is a query the server answers while the step itself wants the CPU
+# a running step, or a wait the deadlock detector has yet to break, is asked about again
+# after a longer pause each time (x2, up to this): each question is a query the server
+# answers while the step itself wants the CPU, and a deadlock waits out a timer
 MAX_POLL_S = 0.004
+# the first waiter's deadlock_timeout in a run played on its own (rank k waits base x
+# (1 + 2k)): the cycle must close within it, and a busy machine can take tens of ms to
+# launch the closing step; the explorer starts lower and plays a run again at 4x when
+# the check below finds the timer was too short (see `victim_by_timing`)
+RUN_STAGGER_MS = 200
 
 _open_runs: weakref.WeakSet[Run] = weakref.WeakSet()
 
@@ -59,14 +68,15 @@ class Run:
                  isolation: str | None = None, db: Target | str | None = None,
                  timeout: float = DEFAULT_TIMEOUT_S, track_locks: bool = True,
                  stage: Stage | None = None, serial_check: bool = True,
-                 free_order: bool = False):
+                 free_order: bool = False, stagger_ms: int = RUN_STAGGER_MS):
         """`scenario`: a Scenario, a catalog name or a spec file's path. `db`: 'embedded'
         (default), 'sqlite', 'sqlite-wal', a postgresql:// URL, or a Target.
         `stage`: play on an existing stage (the explorer's); it is reset, not closed.
         `serial_check`: at the end, replay the committed transactions one at a time
         (lab.runner.serial); the result's `serial` says whether the run is serializable.
         `free_order`: a session's steps may skip ahead (the serial replay leaves aborted
-        transactions out)."""
+        transactions out). `stagger_ms`: the first waiter's deadlock_timeout (PostgreSQL).
+        """
         if isinstance(scenario, str):
             from ..scenarios import find
 
@@ -87,6 +97,13 @@ class Run:
         self._jobs: dict[str, Job] = {}  # the waiting sessions' steps in flight
         self._commits = 0
         self._queued = False  # a waiter queued behind another waiter: see QUEUED_NOTE
+        self.stagger_ms = stagger_ms
+        self._ranks: dict[str, int] = {}  # each launched step's rank in the stagger
+        self._victim: str | None = None  # who the stagger makes abort, while a cycle waits
+        self._blocked_by: dict[str, tuple[str, ...]] = {}  # as each waiter was first seen
+        # a deadlock's victim was not the cycle's first waiter: that waiter's timer fired
+        # before the cycle closed (the machine was slow to launch the closing step)
+        self.victim_by_timing = False
         self._teardown_failed: list[tuple[str, StepError]] = []
         self._t0 = time.monotonic()
         self._closed = False
@@ -162,6 +179,12 @@ class Run:
         """The next step of each session that can move now (see `Schedule.playable`)."""
         return self.schedule.playable()
 
+    def skips(self, session: str) -> bool:
+        """The session's next step will do nothing: its transaction failed, and the driver
+        runs nothing more in it. Such a step commutes with every other (lab.explorer)."""
+        return session not in self.schedule.waiting and \
+            self.driver.skips(self.stage.contexts[session])
+
     def play(self, permutation: str | Iterable[str | Entry] | None = None) -> RunResult:
         """Play a whole permutation (default: the case's own) and finish the run."""
         try:
@@ -189,6 +212,7 @@ class Run:
         if blockers:
             self.schedule.wait(launch)
             self._jobs[session] = job
+            self._blocked_by[session] = blockers
             if ANY_LATER_STEP not in launch.entry.blockers:  # (*) reports it before reading
                 self._emit_notices(st, self._notices(session, finished=False))
             self._emit("wait", st, blockers=blockers)
@@ -199,7 +223,13 @@ class Run:
         self._settle()
 
     def _stagger(self, session: str) -> Before | None:
-        return self.waits.stagger(session, rank=len(self._jobs))
+        """Rank a step above every session waiting now: its timer is then longer than all
+        of theirs, whatever ranks they got when they launched."""
+        if self.driver.skips(self.stage.contexts[session]):
+            return None  # a step that runs nothing sets no timeout (nor may say it did)
+        rank = 1 + max((self._ranks[s] for s in self._jobs), default=-1)
+        self._ranks[session] = rank
+        return self.waits.stagger(session, rank, self.stagger_ms)
 
     def _await(self, job: Job) -> tuple[str, ...]:
         """Until the step finishes (-> ()) or is seen blocked (-> its blockers)."""
@@ -227,16 +257,22 @@ class Run:
         """Until every waiting step is finished, or blocked by something still held."""
         deadline = time.monotonic() + self.timeout
         finished = self._finished_waiters()
+        pause = POLL_S
         while not self._settled() or self._newly_finished(finished):
             if time.monotonic() > deadline:
                 raise self._stuck("is still running")
-            with self._changed:
-                self._changed.wait(POLL_S)
+            with self._changed:  # a step that ends says so at once; the rest is looked at
+                ended = self._changed.wait(pause)  # less often the longer it lasts
+            pause = POLL_S if ended else min(2 * pause, MAX_POLL_S)
         self._report_finished()
 
     def _settled(self) -> bool:
         open_ = self._open_waiters()
-        return not open_ or self.waits.settled(open_)
+        if not open_ or self.waits.settled(open_):
+            return True
+        if cycle := self.waits.cycle():  # the lowest rank has the shortest timer
+            self._victim = min(cycle, key=lambda s: self._ranks.get(s, 0))
+        return False
 
     def _finished_waiters(self) -> set[str]:
         return {s for s, job in self._jobs.items() if job.done.is_set()}
@@ -306,6 +342,9 @@ class Run:
             self._emit("complete", st, out.text, results=out.results, wall=at)
         self._emit_notices(st, [n for n in notices if not n.before_first_result], at)
         if out.error is not None:
+            # (a spec file sets its own timers, and picks its own victim)
+            if out.error.code == DEADLOCK_CODE and not self.driver.sends_sql_as_written:
+                self.victim_by_timing |= self._by_timing(st.session, resumed)
             self._emit("error", st, out.error.message, code=out.error.code,
                        error=out.error.kind, wall=at)
             if out.ended == "rollback":  # (a spec's error leaves its transaction aborted)
@@ -327,6 +366,20 @@ class Run:
             self._emit("notify", st, str(n), notification=n, wall=at)
         if out.ended:
             self.waits.ended(st.session, rolled_back=out.ended == "rollback")
+
+    def _by_timing(self, victim: str, seen_waiting: bool) -> bool:
+        """Whether timing, not the stagger, chose this deadlock's victim: the stagger's is
+        the lowest rank of the cycle. Where the conductor did not see the cycle (it
+        broke between two looks): a step that failed before it was seen waiting closed
+        the cycle, launched above every waiter; one seen waiting is judged against the
+        sessions it was seen waiting for."""
+        expected, self._victim = self._victim, None
+        if expected is not None:
+            return victim != expected
+        if not seen_waiting:
+            return self._ranks.get(victim, 0) > 0
+        cycle = [victim, *(s for s in self._blocked_by.get(victim, ()) if s in self._ranks)]
+        return min(cycle, key=lambda s: self._ranks.get(s, 0)) != victim
 
     def _notices(self, session: str, *, finished: bool) -> list[Notice]:
         return self.driver.notices(self.workers[session].session, finished=finished)
@@ -363,7 +416,7 @@ class Run:
                 sessions=tuple(self.variant.sessions),
                 setup_results=tuple(self._setup_results), teardown_results=tuple(shown),
                 teardown_failed=tuple(self._teardown_failed),
-                queued=self._queued,
+                queued=self._queued, victim_by_timing=self.victim_by_timing,
             )
             if self.serial_check:
                 result.serial = serial.check(self.played, self.events, result.sessions,
@@ -389,7 +442,10 @@ class Run:
         if self.driver.ends_idle_first:
             self._end_open_transactions()
         for session in list(self._jobs):
-            if not self._jobs[session].done.wait(self.timeout):
+            job = self._jobs.get(session)
+            if job is None:  # it finished, and was reported, while an earlier one settled
+                continue
+            if not job.done.wait(self.timeout):
                 raise self._stuck("never finished: the permutation ended", only=session)
             self.waits.moved()
             self._settle()
@@ -417,7 +473,7 @@ class Run:
 
     def _notes(self) -> list[str]:
         notes = self.db.run_notes(self.isolation, self.driver.sends_sql_as_written)
-        return notes + [QUEUED_NOTE] if self._queued else notes
+        return notes + [QUEUED_NOTE] * self._queued + [TIMED_VICTIM_NOTE] * self.victim_by_timing
 
     def replay(self, played: Sequence[Entry] | None = None) -> Replay:
         """This run's order so far (or the case's own) as a command and as Python."""

@@ -65,6 +65,12 @@ class SessionDriver(Protocol):
     def monitored(self, session: Session) -> Connection: ...
     def registered(self, session: Session) -> None: ...
     def execute(self, step: Step, session: Session, before: Before | None) -> StepResult: ...
+
+    def skips(self, ctx: SessionContext) -> bool:
+        """The session's next step will do nothing at all: it sends nothing, takes and
+        waits for no lock (a step of a transaction that already failed)."""
+        ...
+
     def end_transaction(self, session: Session) -> bool: ...
     def reset(self, session: Session, restore: Before | None) -> None: ...
     def setup(self, stage: Stage, scenario: Scenario) -> list[ResultSet]: ...
@@ -118,6 +124,11 @@ class OrmDriver:
 
     def monitored(self, session: Session) -> Connection:
         return session.connection()
+
+    def skips(self, ctx: SessionContext) -> bool:
+        """Nothing more runs in a transaction that failed (see `_execute`): its steps up to
+        its COMMIT or ROLLBACK are skipped, and it was rolled back when it failed."""
+        return ctx.failed is not None
 
     def registered(self, session: Session) -> None:
         ctx = context(session)

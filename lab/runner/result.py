@@ -42,6 +42,7 @@ class RunResult:
     teardown_results: tuple[ResultSet | Notice, ...] = ()
     teardown_failed: tuple[tuple[str, StepError], ...] = ()  # (session, its error)
     queued: bool = False  # two sessions queued for one lock: PostgreSQL picked the winner
+    victim_by_timing: bool = False  # a deadlock's victim was not the stagger's (a busy machine)
     serial: SerialCheck | None = None  # the serial-order check, when the run made it
 
     # -- questions ----------------------------------------------------------------------

@@ -103,6 +103,10 @@ FINAL = {
 
 def cancelled_cleanly(result: RunResult) -> Verdict:
     """Frame 5.3: a cancelled task ends cancelled, with cancelled_at, and leaves no rows."""
+    if not result.tables["task"]:  # the worker's first transaction never committed
+        failed = ", ".join(f"{st} failed with {code}" for st, code in result.errors().items())
+        return Verdict(Outcome.ABORTED if failed else Outcome.FINE,
+                       f"{failed or 'nothing failed'}; no task was recorded, and none runs")
     task = result.tables["task"][0]
     told = " / ".join(result.outputs("u_cancel")) or "nothing"
     if task["status"] == "cancelled" and task["tagged_rows"]:

@@ -111,6 +111,10 @@ class SpecDriver:
     def execute(self, step, session: Session, before: Before | None) -> StepResult:
         return execute_raw(step.action.text, session.bind, before)
 
+    def skips(self, ctx) -> bool:
+        """Never: a spec step's SQL goes to the server as written, failed transaction or not."""
+        return False
+
     def end_transaction(self, session: Session) -> bool:
         """Roll back what a spec session's steps left open; True if there was something."""
         dbapi = session.bind.connection.dbapi_connection

@@ -38,8 +38,11 @@ class Interrupts:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        """Put the handlers back; after a signal, ignore more: the process is on its way
+        out with that signal's code, and a third Ctrl-C arriving after the clean-up must
+        not kill it with another (-2) on the last line."""
         for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
+            signal.signal(sig, handler if self.signal is None else signal.SIG_IGN)
 
     def _handle(self, signum: int, frame) -> None:
         if self.signal is None and _inside_driver(frame):

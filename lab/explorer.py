@@ -25,7 +25,8 @@ from dataclasses import dataclass, field, replace
 from .bounds import check, orderings
 from .db import RunDatabase, Target, resolve
 from .errors import RunFailed, StepTimeout
-from .runner import DEFAULT_TIMEOUT_S, Outcome, Replay, Run, RunResult, Scenario, classify
+from .runner import (DEFAULT_TIMEOUT_S, Outcome, Replay, Run, RunResult, Scenario, Variant,
+                     classify)
 from .runner.scenario import normalize_isolation
 from .runner.stage import Stage, shared_database
 
@@ -237,9 +238,7 @@ def walk(job: Job, scenario: Scenario, stages: Stages, *, prefix: Sequence[str] 
     process walks the whole tree.
     """
     variant = scenario.variant(job.case)
-    tree = _Tree(job, scenario, {st.name: k for k, steps in enumerate(variant.sessions.values())
-                                 for st in steps}, list(variant.sessions),
-                 variant.interchangeable if job.reduce else ())
+    tree = _Tree.of(job, variant)
     path, todo = list(prefix), []  # (depth, step): the choices left along the path
     while True:
         for attempt in range(REPLAYS + 1):  # again, with longer timers, if the victim
@@ -277,11 +276,18 @@ def walk(job: Job, scenario: Scenario, stages: Stages, *, prefix: Sequence[str] 
 class _Tree:
     """One case's tree of choices, as `walk` plays it."""
 
-    job: Job
-    scenario: Scenario
+    reduce: bool
     session_of: dict[str, int]  # step name -> session index
     names: list[str]  # session names, in order
     groups: tuple[tuple[str, ...], ...]  # interchangeable sessions, when reducing
+    weight: int  # the renamings each interleaving stands for: the product of k!
+
+    @classmethod
+    def of(cls, job: Job, variant: Variant) -> _Tree:
+        groups = variant.interchangeable if job.reduce else ()
+        return cls(job.reduce, {st.name: k for k, steps in enumerate(variant.sessions.values())
+                                for st in steps}, list(variant.sessions), groups,
+                   math.prod(math.factorial(len(g)) for g in groups))
 
     def play(self, run: Run, prefix: list[str]
              ) -> tuple[Interleaving, RunResult | None, list[str], list[tuple[int, str]]]:
@@ -291,8 +297,8 @@ class _Tree:
         path, left = list(prefix), []
         skipped: set[int] = set()  # positions in the path of steps that did nothing
         skips = (lambda step: run.skips(self.names[self.session_of[step]])) \
-            if self.job.reduce else (lambda step: False)
-        weight = math.prod(math.factorial(len(g)) for g in self.groups)
+            if self.reduce else (lambda step: False)
+        weight = self.weight
         try:
             for depth, name in enumerate(path):
                 if skips(name):

@@ -38,11 +38,13 @@ class Interrupts:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        """Put the handlers back; after a signal, ignore more: the process is on its way
-        out with that signal's code, and a third Ctrl-C arriving after the clean-up must
-        not kill it with another (-2) on the last line."""
+        """Put the handlers back, except that after a signal a further Ctrl-C is ignored:
+        the process is on its way out with that signal's code, and an impatient user's
+        third keystroke must not kill it with -2 after the clean-up. SIGTERM is put back:
+        a parent stopping a worker that is slow to go must still be able to."""
         for sig, handler in self._previous.items():
-            signal.signal(sig, handler if self.signal is None else signal.SIG_IGN)
+            late_keystroke = sig == signal.SIGINT and self.signal is not None
+            signal.signal(sig, signal.SIG_IGN if late_keystroke else handler)
 
     def _handle(self, signum: int, frame) -> None:
         if self.signal is None and _inside_driver(frame):
